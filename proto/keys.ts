@@ -1,0 +1,57 @@
+/**
+ * The Redis key schema. Every service builds its keys here and nowhere else, so a prefix
+ * change or a new record type is one edit, and `REDIS_PREFIX` lets several platforms (or
+ * test runs) share one Redis without seeing each other.
+ *
+ * | key                      | type   | written by    | read by                  |
+ * |--------------------------|--------|---------------|--------------------------|
+ * | `<p>version`             | int    | control plane | routers (gap detection)  |
+ * | `<p>apps`                | zset   | control plane | control plane (listing)  |
+ * | `<p>app:<app>`           | string | control plane | control plane            |
+ * | `<p>host:<hostname>`     | string | control plane | routers (one GET/lookup) |
+ * | `<p>cert:<domain>`       | string | control plane | routers (SNI)            |
+ * | `<p>event:<event id>`    | string | control plane | control plane (idempotency, with TTL) |
+ * | `<p>sig:<signature>`     | string | control plane | control plane (replay guard, with TTL) |
+ * | `<p>invalidations`       | channel| control plane | routers                  |
+ */
+export class KeySchema {
+  readonly prefix: string;
+  readonly versionKey: string;
+  readonly appsIndexKey: string;
+  readonly invalidationChannel: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+    this.versionKey = `${prefix}version`;
+    this.appsIndexKey = `${prefix}apps`;
+    this.invalidationChannel = `${prefix}invalidations`;
+  }
+
+  app(name: string): string {
+    return `${this.prefix}app:${name}`;
+  }
+
+  /** `hostname` is already normalized (see names.ts); wildcards are stored as `*.example.org`. */
+  host(hostname: string): string {
+    return `${this.prefix}host:${hostname}`;
+  }
+
+  cert(domain: string): string {
+    return `${this.prefix}cert:${domain}`;
+  }
+
+  event(id: string): string {
+    return `${this.prefix}event:${id}`;
+  }
+
+  signature(sig: string): string {
+    return `${this.prefix}sig:${sig}`;
+  }
+}
+
+export const DEFAULT_PREFIX = 'rt:';
+
+/** Prefixes end up inside every key: keep them to characters that need no quoting anywhere. */
+export function isValidPrefix(prefix: string): boolean {
+  return /^[A-Za-z0-9_.:{}-]{0,64}$/.test(prefix);
+}
