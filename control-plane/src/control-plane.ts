@@ -1,0 +1,59 @@
+/**
+ * Composition root: one Redis connection, one EventService, two thin front ends.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { KeySchema } from '../../proto/keys.js';
+import { connectRedis } from '../../proto/redis-connection.js';
+import { Authenticator } from './auth.js';
+import type { ControlPlaneConfig } from './config.js';
+import { EventService } from './core/event-service.js';
+import { GrpcFront } from './grpc/grpc-server.js';
+import { buildRestServer } from './http/rest-server.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import { RouteStore } from './store/route-store.js';
+
+export interface ControlPlane {
+  /** Actual ports (useful when configured as 0). */
+  restPort: number;
+  grpcPort: number;
+  service: EventService;
+  metrics: ControlPlaneMetrics;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(config: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
+  const redis: Redis = connectRedis(config, { connectionName: 'control-plane', commandTimeoutMs: 1000 });
+  redis.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  const keys = new KeySchema(config.redisPrefix);
+  const store = new RouteStore(redis, keys);
+  const metrics = new ControlPlaneMetrics();
+  const service = new EventService(store, metrics, log, {
+    platformDomain: config.platformDomain,
+    idempotencyTtlSeconds: config.idempotencyTtl,
+  });
+  const auth = new Authenticator({ tokens: config.tokens ?? [], hookSecret: config.hookSecret }, store, metrics);
+
+  const rest = buildRestServer({ service, auth, metrics, log, platformDomain: config.platformDomain });
+  const grpc = new GrpcFront({ service, auth, log, platformDomain: config.platformDomain });
+  try {
+    await rest.listen({ host: config.host, port: config.port });
+    const grpcPort = await grpc.listen(config.host, config.grpcPort);
+    const address = rest.server.address();
+    const restPort = typeof address === 'object' && address !== null ? address.port : config.port;
+    return {
+      restPort,
+      grpcPort,
+      service,
+      metrics,
+      async close() {
+        await Promise.allSettled([rest.close(), grpc.close()]);
+        redis.disconnect();
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled([rest.close(), grpc.close()]);
+    redis.disconnect();
+    throw err;
+  }
+}
