@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ReplyError } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { RecordError, type AppRecord } from '../../../proto/records.js';
 import { normalizeHostname } from '../../../proto/names.js';
@@ -43,8 +44,21 @@ function eventHash(e: PlatformEvent): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+const ABSENT = Symbol('absent');
+
 export class EventService {
   private readonly queue = new KeyedQueue();
+  /**
+   * App records as this instance last wrote or read them. Events of one app are serialized
+   * here and the apply script compare-and-sets on the record's version, so a cached record
+   * saves the read round trip on the common path and is merely re-read when another
+   * instance wrote in between (CONFLICT). Bounded by total containers + domains held.
+   */
+  private readonly apps = new LRUCache<string, AppRecord | typeof ABSENT>({
+    max: 10_000,
+    maxSize: 500_000,
+    sizeCalculation: (r) => (r === ABSENT ? 1 : 1 + r.containers.length + r.domains.length),
+  });
   private readonly maxAttempts: number;
 
   constructor(
@@ -77,9 +91,22 @@ export class EventService {
   private async applyValidated(event: PlatformEvent): Promise<ApplyResult> {
     const hash = eventHash(event);
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const { previous, app } = await this.store.readForApply(event.id, event.app);
-      if (previous !== null) return this.duplicate(event, previous.hash, hash, previous.version);
-      if (app !== null && event.seq <= app.seq) throw this.stale(event, app.seq);
+      let app: AppRecord | null;
+      const cached = attempt === 0 ? this.apps.get(event.app) : undefined;
+      if (cached === undefined) {
+        const read = await this.store.readForApply(event.id, event.app);
+        if (read.previous !== null) return this.duplicate(event, read.previous.hash, hash, read.previous.version);
+        app = read.app;
+        this.apps.set(event.app, app ?? ABSENT);
+      } else {
+        app = cached === ABSENT ? null : cached;
+      }
+      if (app !== null && event.seq <= app.seq) {
+        // A retry of an applied event is a duplicate, not a stale event: ask before refusing.
+        const previous = cached === undefined ? null : await this.store.readEvent(event.id);
+        if (previous !== null) return this.duplicate(event, previous.hash, hash, previous.version);
+        throw this.stale(event, app.seq);
+      }
 
       const plan = planEvent(app, event, { platformDomain: this.options.platformDomain, now: new Date() });
       const outcome = await this.store.apply(plan, {
@@ -91,15 +118,18 @@ export class EventService {
       });
       switch (outcome.kind) {
         case 'ok':
+          this.apps.set(event.app, { ...plan.app, version: outcome.version });
           this.log.info({ event: event.id, app: event.app, seq: event.seq, type: event.type, version: outcome.version, hosts: plan.invalidation.hosts.length }, 'event applied');
           return { applied: true, version: outcome.version };
         case 'duplicate':
           return this.duplicate(event, outcome.record.hash, hash, outcome.record.version);
         case 'stale':
+          this.apps.delete(event.app);
           throw this.stale(event, outcome.seq);
         case 'domain_taken':
           throw new ApiError('DOMAIN_TAKEN', `${outcome.hostname} already belongs to another app`, 'domains');
         case 'conflict':
+          this.apps.delete(event.app);
           this.metrics.applyConflicts.inc();
           continue;
       }

@@ -82,6 +82,11 @@ export class RouteStore {
     };
   }
 
+  async readEvent(eventId: string): Promise<IdempotencyRecord | null> {
+    const raw = await this.redis.get(this.keys.event(eventId));
+    return raw ? (JSON.parse(raw) as IdempotencyRecord) : null;
+  }
+
   async apply(plan: ApplyPlan, input: ApplyInput): Promise<ApplyOutcome> {
     const k = this.keys;
     const keys = [
