@@ -1,0 +1,39 @@
+/**
+ * The router's environment, declared once (see proto/config/env.ts).
+ */
+import os from 'node:os';
+import { loadConfig, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
+import { sharedVariables } from '../../proto/config/shared.js';
+
+const ms = (name: string, description: string, fallback: number, max = 3_600_000) => withDefault(name, `${description} (milliseconds)`, parse.integer(1, max), fallback);
+
+export const routerVariables = {
+  ...sharedVariables,
+  host: withDefault('ROUTER_HOST', 'Address of the public HTTP listener.', parse.string, '0.0.0.0'),
+  httpPort: withDefault('ROUTER_HTTP_PORT', 'Public HTTP port.', parse.port, 8080),
+  adminHost: withDefault('ROUTER_ADMIN_HOST', 'Address of the admin listener (/metrics, /healthz, /readyz); keep it private.', parse.string, '127.0.0.1'),
+  adminPort: withDefault('ROUTER_ADMIN_PORT', 'Admin port.', parse.port, 9090),
+  workers: withDefault('ROUTER_WORKERS', 'Worker processes (node:cluster); 0 = one per core; 1 = no cluster.', parse.integer(0, 256), 0),
+  cacheMax: withDefault('ROUTE_CACHE_MAX', 'Hostnames cached per worker.', parse.integer(1, 10_000_000), 10_000),
+  cacheTtlMs: ms('ROUTE_CACHE_TTL', 'Safety-net TTL: older entries are refreshed in the background while still served', 60_000),
+  negativeTtlMs: ms('ROUTE_NEGATIVE_TTL', 'How long an unknown hostname is remembered as unknown', 5_000),
+  maxStalenessMs: ms('ROUTER_MAX_STALENESS', '/readyz fails when no invalidation message or ping arrived for this long', 10_000),
+  firstByteTimeoutMs: ms('ROUTER_FIRST_BYTE_TIMEOUT', 'Response headers must arrive within this time, else 504', 30_000),
+  idleTimeoutMs: ms('ROUTER_IDLE_TIMEOUT', 'A request with no bytes either way for this long is closed', 55_000),
+  wsIdleTimeoutMs: ms('ROUTER_WS_IDLE_TIMEOUT', 'A WebSocket with no traffic either way for this long is closed', 60_000),
+  headersTimeoutMs: ms('ROUTER_HEADERS_TIMEOUT', 'A client must send its request headers within this time (slowloris)', 10_000),
+  maxInflightPerApp: withDefault('ROUTER_MAX_INFLIGHT_PER_APP', 'Requests in flight per app on this router before 503 BACKLOG_TOO_DEEP (each worker enforces its share).', parse.integer(1, 1_000_000), 1000),
+  drainTimeoutMs: ms('ROUTER_DRAIN_TIMEOUT', 'On SIGTERM, how long in-flight requests and WebSockets may finish', 30_000),
+  ejectMs: ms('ROUTER_EJECT_TIME', 'How long a container that refused or timed out a connection is skipped', 10_000),
+  connectTimeoutMs: ms('ROUTER_CONNECT_TIMEOUT', 'TCP connect timeout to a container', 5_000),
+  upstreamConnections: withDefault('ROUTER_UPSTREAM_CONNECTIONS', 'Keep-alive connections per container per worker.', parse.integer(1, 10_000), 128),
+  metricsMaxApps: withDefault('ROUTER_METRICS_MAX_APPS', 'Apps with their own metric labels; the rest are counted as "_other".', parse.integer(1, 100_000), 500),
+};
+
+export type RouterConfig = ConfigOf<typeof routerVariables>;
+
+export function loadRouterConfig(env: NodeJS.ProcessEnv = process.env): RouterConfig {
+  const config = loadConfig(routerVariables, env);
+  if (config.workers === 0) config.workers = os.availableParallelism();
+  return config;
+}

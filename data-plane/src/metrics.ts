@@ -1,0 +1,137 @@
+/**
+ * The router's Prometheus metrics, one registry per worker. Under node:cluster the primary
+ * aggregates the workers' registries (prom-client's AggregatorRegistry): counters and
+ * histograms are summed, gauges say how they combine (`aggregator`).
+ *
+ * App names become labels only for the first `maxApps` apps seen by this worker; the rest
+ * share the label `_other`, so 100 000 apps cannot blow up /metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const OTHER_APP = '_other';
+
+export class RouterMetrics {
+  readonly registry = new Registry();
+  private readonly labelledApps = new Set<string>();
+
+  constructor(private readonly maxApps: number) {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The label to use for `app`: itself while the label budget lasts, then `_other`. */
+  appLabel(app: string): string {
+    if (this.labelledApps.has(app)) return app;
+    if (this.labelledApps.size < this.maxApps) {
+      this.labelledApps.add(app);
+      return app;
+    }
+    return OTHER_APP;
+  }
+
+  /** status class: 2xx, 3xx, 4xx, 5xx; code: a router error code, or "-" for an app's own answer. */
+  readonly requests = new Counter({
+    name: 'router_requests_total',
+    help: 'Requests answered, by app, status class and router error code ("-" when the app answered).',
+    labelNames: ['app', 'class', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestSeconds = new Histogram({
+    name: 'router_request_duration_seconds',
+    help: 'From the request reaching the router to the response headers sent back, by status class.',
+    labelNames: ['class'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly upstreamErrors = new Counter({
+    name: 'router_upstream_errors_total',
+    help: 'Failed attempts to reach a container (refused, timeout, reset), by router error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly retries = new Counter({
+    name: 'router_upstream_retries_total',
+    help: 'Requests sent to another container after one refused the connection before anything was sent.',
+    registers: [this.registry],
+  });
+
+  readonly ejections = new Counter({
+    name: 'router_container_ejections_total',
+    help: 'Containers skipped for a while after refusing or timing out a connection.',
+    registers: [this.registry],
+  });
+
+  /** result: hit, stale (served while refreshing or because Redis failed), negative (known unknown), miss. */
+  readonly cache = new Counter({
+    name: 'router_route_cache_total',
+    help: 'Route cache lookups by result: hit, negative, stale, miss.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  /** outcome: found, not_found, error. */
+  readonly redisLookups = new Counter({
+    name: 'router_redis_lookups_total',
+    help: 'Route lookups that went to Redis, by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** result: applied, ignored, flush, malformed. */
+  readonly invalidations = new Counter({
+    name: 'router_invalidations_total',
+    help: 'Invalidation messages received, by what they caused: applied (named keys dropped), ignored (old), flush (gap or resubscribe), malformed (unreadable: flushed too).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configVersion = new Gauge({
+    name: 'router_config_version',
+    help: 'Last global config version applied from the invalidation channel (min across workers).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
+  readonly secondsSinceMessage = new Gauge({
+    name: 'router_invalidation_silence_seconds',
+    help: 'Seconds since the last invalidation message or subscriber ping reply (max across workers).',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
+  readonly subscriberUp = new Gauge({
+    name: 'router_subscriber_up',
+    help: '1 while the invalidation subscriber is subscribed (min across workers).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
+  readonly websocketsOpen = new Gauge({
+    name: 'router_websockets_open',
+    help: 'WebSocket sessions open.',
+    registers: [this.registry],
+  });
+
+  readonly inflight = new Gauge({
+    name: 'router_inflight_requests',
+    help: 'Requests in flight, by app.',
+    labelNames: ['app'] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheSize = new Gauge({
+    name: 'router_route_cache_entries',
+    help: 'Entries in the route cache (summed across workers).',
+    registers: [this.registry],
+  });
+}
+
+export function statusClass(status: number): string {
+  if (status < 200) return '1xx';
+  if (status < 300) return '2xx';
+  if (status < 400) return '3xx';
+  if (status < 500) return '4xx';
+  return '5xx';
+}

@@ -1,0 +1,374 @@
+/**
+ * The router's in-process route cache, after Kong's lua-resty-mlcache: a bounded LRU of
+ * positive (HostRecord) and negative (unknown name) answers in front of one Redis round trip,
+ * kept current by the invalidation channel rather than by its TTLs.
+ *
+ * - A fresh entry answers synchronously: no promise, no Redis call, no allocation.
+ * - A miss costs one lookup per name however many callers wait for it (single flight).
+ * - Past `ttlMs` a positive entry is still served (`stale`) while one background refresh
+ *   runs; the TTL is only a safety net under the invalidations.
+ * - Invalidated and flushed entries are re-read before they are served again, but kept so
+ *   that a Redis outage serves them (stale-if-error) instead of failing the request.
+ *
+ * The race of docs/ARCHITECTURE.md (an answer read before an invalidation, arriving after it)
+ * is closed by per-lookup state: an invalidation naming the host, or a flush, marks the
+ * lookup in flight as overtaken and detaches it from the single-flight map. Its callers still
+ * get its answer (it was current when read) but it is not stored, and later callers read anew.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { isWildcard, wildcardFor } from '../../../proto/names.js';
+import type { HostRecord } from '../../../proto/records.js';
+import type { RouterMetrics } from '../metrics.js';
+import type { HostMatch, HostSource } from './host-store.js';
+import { StoreUnavailableError } from './route-lookup.js';
+
+export interface RouteCacheOptions {
+  /** Hostnames kept (positive and negative entries together). */
+  max: number;
+  /** Safety-net age after which a positive entry is refreshed in the background. Default 60 s. */
+  ttlMs?: number;
+  /** How long an unknown name is remembered as unknown. Default 5 s. */
+  negativeTtlMs?: number;
+  /** Unknown hostnames remembered, apart from the routes (default: `max`). */
+  negativeMax?: number;
+  /** After a failed background refresh, how long before the next one. Default 1 s. */
+  errorRetryMs?: number;
+  /**
+   * Milliseconds, monotonic; injectable so tests can expire entries without sleeping. Default:
+   * performance.now() sampled every 50 ms (see `close()`).
+   */
+  clock?: () => number;
+  /** Counters are published by `publishMetrics()`, not per request. */
+  metrics?: RouterMetrics;
+  log?: Logger;
+}
+
+/**
+ * Cumulative counts. Every `resolve` call counts exactly once in hit, negative, stale or miss:
+ * `miss` is per caller that waited for a lookup (1000 callers sharing one lookup count 1000
+ * misses and one of found/notFound/errors); a caller served the old entry because the lookup
+ * failed counts as `stale`.
+ */
+export interface RouteCacheStats {
+  hit: number;
+  negative: number;
+  stale: number;
+  miss: number;
+  /** Redis lookups by outcome. */
+  found: number;
+  notFound: number;
+  errors: number;
+  /** Lookups answered but not stored because an invalidation or flush overtook them. */
+  discarded: number;
+}
+
+const DEFAULT_TTL_MS = 60_000;
+const DEFAULT_NEGATIVE_TTL_MS = 5_000;
+const DEFAULT_ERROR_RETRY_MS = 1_000;
+const ERROR_LOG_INTERVAL_MS = 10_000;
+/** TTLs are seconds; a clock this coarse is plenty and costs the hit path nothing. */
+const CLOCK_TICK_MS = 50;
+
+// lru-cache's get/peek default their options argument to a fresh `{}` on every call; one
+// shared object keeps the hit path allocation-free.
+const GET_OPTIONS: LRUCache.GetOptions<string, Entry, unknown> = {};
+const PEEK_OPTIONS: LRUCache.PeekOptions<string, Entry, unknown> = {};
+
+const ignore = (): void => undefined;
+
+class Entry {
+  /** Set by an invalidation: re-read before serving, keep for stale-if-error. */
+  invalid = false;
+  /** Earliest time for the next background refresh (throttles refreshes while Redis fails). */
+  retryAt = 0;
+
+  constructor(
+    /** null: the name is known to have no app. */
+    readonly record: HostRecord | null,
+    /** The wildcard whose invalidation must reach this entry, or null. */
+    readonly indexedUnder: string | null,
+    /** Entries from an older epoch were flushed. */
+    readonly epoch: number,
+    /** Positive: fresh until; negative: forgotten at. */
+    readonly expiresAt: number,
+  ) {}
+}
+
+class Flight {
+  /** An invalidation or flush overtook this lookup: its answer must not be stored. */
+  detached = false;
+  waiters = 0;
+  promise!: Promise<HostRecord | null>;
+
+  constructor(
+    readonly hostname: string,
+    readonly wildcard: string | null,
+    readonly epoch: number,
+  ) {}
+}
+
+export class RouteCache {
+  readonly stats: RouteCacheStats = { hit: 0, negative: 0, stale: 0, miss: 0, found: 0, notFound: 0, errors: 0, discarded: 0 };
+  private readonly published: RouteCacheStats = { ...this.stats };
+  private readonly lru: LRUCache<string, Entry>;
+  /**
+   * Negative entries live apart (as mlcache's shm_miss does): a flood of random Host headers
+   * then evicts only other unknown names, never the routes of real apps.
+   */
+  private readonly misses: LRUCache<string, Entry>;
+  /** wildcard → cached hostnames that resolved through it or are negative under it. */
+  private readonly byWildcard = new Map<string, Set<string>>();
+  private flights = new Map<string, Flight>();
+  private epoch = 0;
+  private readonly ttlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly errorRetryMs: number;
+  private readonly clock: () => number;
+  private readonly metrics: RouterMetrics | undefined;
+  private readonly log: Logger | undefined;
+  private lastErrorLogAt = -Infinity;
+  private suppressedErrors = 0;
+  // performance.now() boxes a new heap number per call; reading a sampled value does not.
+  private now = performance.now();
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly source: HostSource,
+    options: RouteCacheOptions,
+  ) {
+    this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+    this.negativeTtlMs = options.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS;
+    this.errorRetryMs = options.errorRetryMs ?? DEFAULT_ERROR_RETRY_MS;
+    if (options.clock !== undefined) {
+      this.clock = options.clock;
+    } else {
+      this.clock = () => this.now;
+      this.ticker = setInterval(() => {
+        this.now = performance.now();
+      }, CLOCK_TICK_MS).unref();
+    }
+    this.metrics = options.metrics;
+    this.log = options.log;
+    // The index follows the LRU exactly: whatever leaves it (eviction, replacement, delete)
+    // leaves the index, so a wildcard invalidation never walks names long gone.
+    this.lru = new LRUCache<string, Entry>({
+      max: options.max,
+      onInsert: (entry, hostname) => this.index(entry, hostname),
+      dispose: (entry, hostname) => this.unindex(entry, hostname),
+    });
+    this.misses = new LRUCache<string, Entry>({
+      max: options.negativeMax ?? options.max,
+      onInsert: (entry, hostname) => this.index(entry, hostname),
+      dispose: (entry, hostname) => this.unindex(entry, hostname),
+    });
+  }
+
+  /** Entries held, positive and negative. */
+  get size(): number {
+    return this.lru.size + this.misses.size;
+  }
+
+  get negativeSize(): number {
+    return this.misses.size;
+  }
+
+  /** Hostnames in the wildcard index (tests check it follows evictions). */
+  get indexedHostnames(): number {
+    let n = 0;
+    for (const hosts of this.byWildcard.values()) n += hosts.size;
+    return n;
+  }
+
+  /** Lookups in flight (attached ones: those a new caller would join). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  /** `hostname` is normalized. Synchronous whenever the cache can answer. */
+  resolve(hostname: string): HostRecord | null | Promise<HostRecord | null> {
+    const entry = this.lru.get(hostname, GET_OPTIONS) ?? this.misses.get(hostname, GET_OPTIONS);
+    if (entry !== undefined && !entry.invalid && entry.epoch === this.epoch) {
+      const now = this.clock();
+      if (now < entry.expiresAt) {
+        if (entry.record === null) this.stats.negative++;
+        else this.stats.hit++;
+        return entry.record;
+      }
+      if (entry.record !== null) {
+        this.stats.stale++;
+        if (now >= entry.retryAt && !this.flights.has(hostname)) this.start(hostname);
+        return entry.record;
+      }
+      // An expired negative entry is a plain miss.
+    }
+    let flight = this.flights.get(hostname);
+    if (flight === undefined) flight = this.start(hostname);
+    flight.waiters++;
+    return flight.promise;
+  }
+
+  /**
+   * The control plane changed `names` (hostnames or wildcards `*.rest`): their negative entries
+   * go, their positive ones must be re-read before being served, lookups in flight for them
+   * are overtaken.
+   */
+  invalidate(names: readonly string[]): void {
+    let wildcards: Set<string> | undefined;
+    for (const name of names) {
+      if (isWildcard(name)) {
+        (wildcards ??= new Set()).add(name);
+        const hosts = this.byWildcard.get(name);
+        // Deleting the element being visited is safe for a Set iterator.
+        if (hosts !== undefined) for (const hostname of hosts) this.invalidateHost(hostname);
+      } else {
+        this.invalidateHost(name);
+      }
+    }
+    if (wildcards === undefined) return;
+    for (const flight of this.flights.values()) {
+      if (flight.wildcard !== null && wildcards.has(flight.wildcard)) this.detach(flight);
+    }
+  }
+
+  /**
+   * Everything may have changed (resubscribe, lost message): O(1), every entry becomes
+   * invalid at once, and every lookup in flight is overtaken.
+   */
+  flush(): void {
+    this.epoch++;
+    // Old flights compare their epoch before storing; a new map detaches them all at once.
+    this.flights = new Map();
+  }
+
+  /** Stops the default clock's timer (unref'd: forgetting this never holds the process). */
+  close(): void {
+    clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  /** Adds what was counted since the last call to the Prometheus counters. */
+  publishMetrics(): void {
+    const m = this.metrics;
+    if (m === undefined) return;
+    const s = this.stats;
+    const p = this.published;
+    if (s.hit > p.hit) m.cache.inc({ result: 'hit' }, s.hit - p.hit);
+    if (s.negative > p.negative) m.cache.inc({ result: 'negative' }, s.negative - p.negative);
+    if (s.stale > p.stale) m.cache.inc({ result: 'stale' }, s.stale - p.stale);
+    if (s.miss > p.miss) m.cache.inc({ result: 'miss' }, s.miss - p.miss);
+    if (s.found > p.found) m.redisLookups.inc({ outcome: 'found' }, s.found - p.found);
+    if (s.notFound > p.notFound) m.redisLookups.inc({ outcome: 'not_found' }, s.notFound - p.notFound);
+    if (s.errors > p.errors) m.redisLookups.inc({ outcome: 'error' }, s.errors - p.errors);
+    Object.assign(p, s);
+    m.cacheSize.set(this.lru.size);
+  }
+
+  private start(hostname: string): Flight {
+    const flight = new Flight(hostname, wildcardFor(hostname), this.epoch);
+    this.flights.set(hostname, flight);
+    flight.promise = this.run(flight);
+    // Background refreshes have no caller; their failure is handled here, not unhandled.
+    flight.promise.catch(ignore);
+    return flight;
+  }
+
+  private async run(flight: Flight): Promise<HostRecord | null> {
+    let match: HostMatch | null;
+    try {
+      match = await this.source.find(flight.hostname);
+    } catch (err) {
+      this.settle(flight);
+      this.stats.errors++;
+      this.logLookupError(flight.hostname, err);
+      const old = this.lru.peek(flight.hostname, PEEK_OPTIONS);
+      if (old !== undefined && old.record !== null) {
+        old.retryAt = this.clock() + this.errorRetryMs;
+        this.stats.stale += flight.waiters;
+        return old.record;
+      }
+      this.stats.miss += flight.waiters;
+      throw new StoreUnavailableError(`routing store unavailable and ${flight.hostname} is not cached`, { cause: err });
+    }
+    this.settle(flight);
+    this.stats.miss += flight.waiters;
+    if (match === null) this.stats.notFound++;
+    else this.stats.found++;
+    if (flight.detached || flight.epoch !== this.epoch) {
+      this.stats.discarded++;
+    } else {
+      this.store(flight.hostname, match);
+    }
+    return match === null ? null : match.record;
+  }
+
+  private store(hostname: string, match: HostMatch | null): void {
+    const now = this.clock();
+    const entry =
+      match === null
+        ? new Entry(null, wildcardFor(hostname), this.epoch, now + this.negativeTtlMs)
+        : new Entry(match.record, match.matched === hostname ? null : match.matched, this.epoch, now + this.ttlMs);
+    if (entry.record === null) {
+      this.lru.delete(hostname);
+      this.misses.set(hostname, entry);
+    } else {
+      this.misses.delete(hostname);
+      this.lru.set(hostname, entry);
+    }
+  }
+
+  private invalidateHost(hostname: string): void {
+    this.misses.delete(hostname);
+    const entry = this.lru.peek(hostname, PEEK_OPTIONS);
+    if (entry !== undefined) {
+      entry.invalid = true;
+      entry.retryAt = 0;
+    }
+    const flight = this.flights.get(hostname);
+    if (flight !== undefined) this.detach(flight);
+  }
+
+  private detach(flight: Flight): void {
+    flight.detached = true;
+    this.flights.delete(flight.hostname);
+  }
+
+  /** A finished lookup leaves the map unless it was already replaced by a newer one. */
+  private settle(flight: Flight): void {
+    if (this.flights.get(flight.hostname) === flight) this.flights.delete(flight.hostname);
+  }
+
+  private index(entry: Entry, hostname: string): void {
+    if (entry.indexedUnder === null) return;
+    let hosts = this.byWildcard.get(entry.indexedUnder);
+    if (hosts === undefined) {
+      hosts = new Set();
+      this.byWildcard.set(entry.indexedUnder, hosts);
+    }
+    hosts.add(hostname);
+  }
+
+  private unindex(entry: Entry, hostname: string): void {
+    if (entry.indexedUnder === null) return;
+    const hosts = this.byWildcard.get(entry.indexedUnder);
+    if (hosts === undefined) return;
+    hosts.delete(hostname);
+    if (hosts.size === 0) this.byWildcard.delete(entry.indexedUnder);
+  }
+
+  /** One line per interval: a Redis outage fails every miss, and the log must not flood. */
+  private logLookupError(hostname: string, err: unknown): void {
+    if (this.log === undefined) return;
+    const now = this.clock();
+    if (now - this.lastErrorLogAt < ERROR_LOG_INTERVAL_MS) {
+      this.suppressedErrors++;
+      return;
+    }
+    this.log.warn(
+      { hostname, err: err instanceof Error ? err.message : String(err), suppressed: this.suppressedErrors },
+      'route lookup failed: serving cached routes, 503 for names not cached',
+    );
+    this.lastErrorLogAt = now;
+    this.suppressedErrors = 0;
+  }
+}
