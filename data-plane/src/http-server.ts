@@ -1,0 +1,150 @@
+/**
+ * The router's public HTTP/1.1 listener: every request and Upgrade is proxied to a
+ * container of the app its Host names (proxy/), or answered by the router itself with a
+ * stable error code.
+ *
+ * Timeouts: `headersTimeout` closes slowloris clients (Node checks it every
+ * `connectionsCheckingInterval`); `requestTimeout` is off, so a long upload is never cut
+ * while bytes move; the idle sweep closes a request with no body bytes either way for
+ * idleTimeoutMs; undici's per-request headersTimeout is the first-byte timeout.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { RouterConfig } from './config.js';
+import type { RouterMetrics } from './metrics.js';
+import type { RouteLookup } from './routing/route-lookup.js';
+import type { AccessLogLine } from './proxy/access-log.js';
+import { Backlog } from './proxy/backlog.js';
+import { Balancer } from './proxy/balancer.js';
+import { onClientError } from './proxy/client-errors.js';
+import type { ProxyContext } from './proxy/context.js';
+import { proxyRequest, sweepIdle } from './proxy/http-proxy.js';
+import { RequestMetrics } from './proxy/request-metrics.js';
+import { UpstreamPools } from './proxy/upstream-pools.js';
+import { proxyUpgrade } from './proxy/websocket-proxy.js';
+
+export interface RouterServerDeps {
+  routes: RouteLookup;
+  metrics: RouterMetrics;
+  config: RouterConfig;
+  accessLog: (line: AccessLogLine) => void;
+  log: Logger;
+  /** In `Via: 1.1 <routerName>`; default `platform-router`. */
+  routerName?: string;
+  /** X-Forwarded-Proto sent upstream; the TLS listener passes 'https'. Default 'http'. */
+  forwardedProto?: 'http' | 'https';
+}
+
+export interface RouterServer {
+  server: http.Server;
+  /** Resolves with the bound port (useful with port 0), which also becomes X-Forwarded-Port. */
+  listen(host: string, port: number): Promise<number>;
+  /**
+   * Stop accepting, let in-flight requests finish up to `timeoutMs` (their responses carry
+   * `Connection: close`), close idle keep-alive sockets, then close upstream pools. At the
+   * deadline what is left is ended: requests without response headers get 503 DRAINING,
+   * the rest and every WebSocket are cut. WebSockets are not waited for otherwise, so a
+   * router with open WebSockets drains for the whole `timeoutMs`. New upgrades get 503.
+   */
+  drain(timeoutMs: number): Promise<void>;
+  /** Ends everything now (as drain's deadline does) and releases the pools. */
+  close(): Promise<void>;
+  stats(): { inflight: number; websockets: number };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const clamp = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
+/** After the deadline: how long responses just written (503s) get to flush before sockets are cut. */
+const FLUSH_GRACE_MS = 200;
+
+export function createRouterServer(deps: RouterServerDeps): RouterServer {
+  const { config } = deps;
+  const ctx: ProxyContext = {
+    routes: deps.routes,
+    config,
+    metrics: deps.metrics,
+    requestMetrics: new RequestMetrics(deps.metrics),
+    accessLog: deps.accessLog,
+    log: deps.log,
+    balancer: new Balancer(config.cacheMax, config.ejectMs),
+    pools: new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs }),
+    backlog: new Backlog(config.maxInflightPerApp),
+    forwarding: { proto: deps.forwardedProto ?? 'http', port: '', via: `1.1 ${deps.routerName ?? 'platform-router'}` },
+    exchanges: new Set(),
+    tunnels: new Set(),
+    draining: false,
+  };
+
+  const server = http.createServer({
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: 0,
+    connectionsCheckingInterval: clamp(config.headersTimeoutMs / 4, 50, 1000),
+    // Missing Host is answered by the proxy (400 BAD_HOST, logged), not by Node.
+    requireHostHeader: false,
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
+  server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => onClientError(ctx, err, socket));
+
+  const sweep = setInterval(() => sweepIdle(ctx, performance.now()), clamp(config.idleTimeoutMs / 4, 25, 1000));
+  sweep.unref();
+
+  let closedPromise: Promise<void> | null = null;
+  const stopAccepting = (): Promise<void> => {
+    ctx.draining = true;
+    closedPromise ??= new Promise((resolve) => server.close(() => resolve()));
+    return closedPromise;
+  };
+
+  const endEverything = async (closed: Promise<void>): Promise<void> => {
+    for (const ex of [...ctx.exchanges]) ex.shutdown();
+    for (const t of [...ctx.tunnels]) t.shutdown();
+    server.closeIdleConnections();
+    await Promise.race([closed, sleep(FLUSH_GRACE_MS)]);
+    server.closeAllConnections();
+  };
+
+  return {
+    server,
+    async listen(host, port) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const bound = (server.address() as AddressInfo).port;
+      ctx.forwarding.port = String(bound);
+      return bound;
+    },
+
+    async drain(timeoutMs) {
+      const closed = stopAccepting();
+      const deadline = performance.now() + timeoutMs;
+      server.closeIdleConnections();
+      while ((ctx.exchanges.size > 0 || ctx.tunnels.size > 0) && performance.now() < deadline) {
+        await sleep(Math.min(50, Math.max(1, deadline - performance.now())));
+        // Keep-alive sockets whose last response just ended become idle: close them as they do.
+        server.closeIdleConnections();
+      }
+      await endEverything(closed);
+      clearInterval(sweep);
+      await Promise.race([ctx.pools.close(), sleep(Math.max(FLUSH_GRACE_MS, deadline - performance.now()))]);
+      await ctx.pools.destroy();
+    },
+
+    async close() {
+      const closed = stopAccepting();
+      clearInterval(sweep);
+      await endEverything(closed);
+      await ctx.pools.destroy();
+    },
+
+    stats() {
+      return { inflight: ctx.exchanges.size, websockets: ctx.tunnels.size };
+    },
+  };
+}

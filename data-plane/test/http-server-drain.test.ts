@@ -1,0 +1,132 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { hostRecord, startRouter, startUpstream, until, type Upstream } from './proxy-harness.test.js';
+
+let up: Upstream;
+const held: http.ServerResponse[] = [];
+let wsServer: http.Server;
+let wss: WebSocketServer;
+let wsPort = 0;
+
+before(async () => {
+  up = await startUpstream('c1', (req, res) => {
+    if (req.url === '/hold') return void held.push(res);
+    res.end(`c1 ${req.url}`);
+  });
+  wsServer = http.createServer();
+  wss = new WebSocketServer({ server: wsServer });
+  wss.on('connection', (s) => s.on('message', (d) => s.send(String(d))));
+  await new Promise<void>((resolve) => wsServer.listen(0, '127.0.0.1', resolve));
+  wsPort = (wsServer.address() as AddressInfo).port;
+});
+after(async () => {
+  for (const res of held.splice(0)) res.destroy();
+  wss.close();
+  wsServer.closeAllConnections();
+  await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+  await up.close();
+});
+
+function get(port: number, path: string, agent: http.Agent | false = false): Promise<{ status: number; connection: string | undefined; body: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket | null = null;
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { host: 'app.localhost', accept: 'application/json' }, agent }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body, socket: socket! }));
+    });
+    req.on('socket', (s) => (socket = s));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', () => resolve(true));
+  });
+}
+
+test('drain: stops accepting, closes idle keep-alive sockets, lets in-flight requests finish, then resolves', async () => {
+  const h = await startRouter();
+  h.routes.set('app.localhost', hostRecord('app', [up.container]));
+  const agent = new http.Agent({ keepAlive: true });
+  try {
+    const idle = await get(h.port, '/warm', agent);
+    assert.equal(idle.status, 200);
+    const idleClosed = new Promise<void>((resolve) => idle.socket.once('close', () => resolve()));
+
+    const inflight = get(h.port, '/hold');
+    assert.ok(await until(() => held.length === 1));
+
+    const started = Date.now();
+    let drained = false;
+    const draining = h.router.drain(5000).then(() => (drained = true));
+    await idleClosed;
+    assert.ok(await refused(h.port), 'no new connections');
+    assert.equal(drained, false, 'waits for the request in flight');
+
+    held.shift()!.end('done');
+    const res = await inflight;
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'done');
+    assert.equal(res.connection, 'close', 'told to reconnect elsewhere');
+    await draining;
+    assert.ok(Date.now() - started < 2000, `drained in ${Date.now() - started} ms`);
+    assert.deepEqual(h.router.stats(), { inflight: 0, websockets: 0 });
+  } finally {
+    agent.destroy();
+    held.splice(0);
+    await h.close();
+  }
+});
+
+test('drain deadline: a request with no answer yet gets 503 DRAINING, WebSockets are closed', async () => {
+  const h = await startRouter();
+  h.routes.set('app.localhost', hostRecord('app', [up.container]));
+  h.routes.set('ws.localhost', hostRecord('ws', [{ id: 'w', host: '127.0.0.1', port: wsPort }]));
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${h.port}/`, { headers: { host: 'ws.localhost' } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const wsClosed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    const inflight = get(h.port, '/hold');
+    assert.ok(await until(() => held.length === 1));
+    assert.deepEqual(h.router.stats(), { inflight: 1, websockets: 1 });
+
+    const started = Date.now();
+    await h.router.drain(400);
+    const took = Date.now() - started;
+    assert.ok(took >= 390 && took < 2000, `drain took ${took} ms`);
+    const res = await inflight;
+    assert.equal(res.status, 503);
+    assert.equal(JSON.parse(res.body).code, 'DRAINING');
+    await wsClosed;
+    assert.deepEqual(h.router.stats(), { inflight: 0, websockets: 0 });
+    assert.ok(h.lines.some((l) => l.protocol === 'websocket' && l.code === 'DRAINING'));
+    assert.ok(await until(() => held[0]?.destroyed === true || held[0]?.socket === null), 'the upstream request was aborted');
+  } finally {
+    held.splice(0);
+    await h.close();
+  }
+});
+
+test('close() ends everything at once and can be called after drain', async () => {
+  const h = await startRouter();
+  h.routes.set('app.localhost', hostRecord('app', [up.container]));
+  const inflight = get(h.port, '/hold');
+  assert.ok(await until(() => held.length === 1));
+  await h.router.close();
+  assert.equal((await inflight).status, 503);
+  assert.equal(h.router.stats().inflight, 0);
+  await h.router.close();
+  held.splice(0);
+});
