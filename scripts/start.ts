@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { signBody } from '../control-plane/src/auth.js';
+import { startDemoApp, type DemoApp } from './demo-app.js';
 import { RedisServerMissingError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 
 interface ServiceSpec {
@@ -24,6 +26,7 @@ interface ServiceSpec {
 // Started in this order and stopped in reverse: a service may depend on those above it.
 const SERVICES: ServiceSpec[] = [
   { name: 'control-plane', entry: 'dist/control-plane/src/main.js', readyPattern: /"msg":"control plane listening"/ },
+  { name: 'router', entry: 'dist/data-plane/src/main.js', readyPattern: /"msg":"router listening"/ },
 ];
 
 const ROOT = process.cwd();
@@ -42,6 +45,7 @@ interface Running {
 
 const running: Running[] = [];
 let redis: EmbeddedRedis | undefined;
+let demo: DemoApp | undefined;
 let shuttingDown = false;
 
 /** Reused across runs so curl commands and clients configured once keep working. */
@@ -154,6 +158,7 @@ async function shutdown(code: number, reason: string): Promise<never> {
   shuttingDown = true;
   console.error(`\n${reason}: stopping`);
   for (const service of [...running].reverse()) await stopService(service, 'SIGTERM');
+  await demo?.close();
   await redis?.stop();
   process.exit(code);
 }
@@ -183,12 +188,33 @@ function reachable(address: string): string {
   return address.replace('//0.0.0.0:', '//127.0.0.1:').replace(/^0\.0\.0\.0:/, '127.0.0.1:');
 }
 
-function banner(controlPlane: Running, redisUrl: string, redisKind: string, token: string | undefined, tokenIsDev: boolean): string {
+/** Deploys the demo app through the control plane's API, like a platform's deploy hook would. */
+async function deployDemo(rest: string, env: NodeJS.ProcessEnv, token: string | undefined, port: number): Promise<void> {
+  const seq = Date.now();
+  const body = JSON.stringify({ id: `demo-${seq}`, app: 'demo', seq, type: 'deploy', containers: [{ id: 'demo-1', host: '127.0.0.1', port }] });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+  else headers['x-platform-signature'] = signBody(env['HOOK_SECRET'] ?? '', body);
+  const res = await fetch(`${rest}/v1/events`, { method: 'POST', headers, body });
+  if (!res.ok) throw new Error(`deploying the demo app failed: ${res.status} ${await res.text()}`);
+}
+
+function restUrl(controlPlane: Running): string {
+  const listening = parseJson(controlPlane.readyLine);
+  const host = process.env['CONTROL_PLANE_HOST'] || '127.0.0.1';
+  return reachable(typeof listening['rest'] === 'string' ? listening['rest'] : `http://${host}:${process.env['CONTROL_PLANE_PORT'] || '4000'}`);
+}
+
+function banner(controlPlane: Running, router: Running | undefined, redisUrl: string, redisKind: string, token: string | undefined, tokenIsDev: boolean): string {
   const listening = parseJson(controlPlane.readyLine);
   const host = process.env['CONTROL_PLANE_HOST'] || '127.0.0.1';
   const rest = reachable(typeof listening['rest'] === 'string' ? listening['rest'] : `http://${host}:${process.env['CONTROL_PLANE_PORT'] || '4000'}`);
   const grpc = reachable(typeof listening['grpc'] === 'string' ? listening['grpc'] : `${host}:${process.env['CONTROL_PLANE_GRPC_PORT'] || '4001'}`);
   const domain = process.env['PLATFORM_DOMAIN'] || 'localhost';
+  const routed = router === undefined ? {} : parseJson(router.readyLine);
+  const routerUrl = reachable(typeof routed['http'] === 'string' ? routed['http'] : `http://127.0.0.1:${process.env['ROUTER_HTTP_PORT'] || '8080'}`);
+  const routerAdmin = reachable(typeof routed['admin'] === 'string' ? routed['admin'] : `http://127.0.0.1:${process.env['ROUTER_ADMIN_PORT'] || '9090'}`);
+  const routerPort = new URL(routerUrl).port;
   // Seconds since the epoch: a later `npm start` prints a higher seq, so the pasted event is
   // never refused as older than the one a previous run applied.
   const seq = Math.floor(Date.now() / 1000);
@@ -207,6 +233,7 @@ function banner(controlPlane: Running, redisUrl: string, redisKind: string, toke
     '',
     ` REST API    ${rest}`,
     ` gRPC        ${grpc}`,
+    ` Router      ${routerUrl}   (admin: ${routerAdmin}/metrics, /readyz)`,
     ` Redis       ${withoutPassword(redisUrl)} (${redisKind})`,
   ];
   if (token === undefined) {
@@ -218,7 +245,11 @@ function banner(controlPlane: Running, redisUrl: string, redisKind: string, toke
   }
   lines.push(
     '',
-    ' Try it:',
+    ' Try it — the demo app, deployed through the control plane, answers through the router:',
+    '',
+    `   curl -s http://demo.${domain}:${routerPort}/`,
+    '',
+    ' Deploy your own (an app listening on 127.0.0.1:3000):',
     '',
     `   export TOKEN='${token ?? '<your token>'}'`,
     `   curl -s -w '\\n' -X POST ${rest}/v1/events \\`,
@@ -272,7 +303,16 @@ async function main(): Promise<void> {
   }
 
   const controlPlane = running.find((r) => r.spec.name === 'control-plane');
-  if (controlPlane !== undefined) process.stdout.write(banner(controlPlane, env['REDIS_URL'] ?? '', redisKind, token, tokenIsDev));
+  const router = running.find((r) => r.spec.name === 'router');
+  if (controlPlane === undefined) return;
+  try {
+    demo = await startDemoApp('demo');
+    await deployDemo(restUrl(controlPlane), env, token, demo.port);
+  } catch (err) {
+    await shutdown(1, (err as Error).message);
+    return;
+  }
+  process.stdout.write(banner(controlPlane, router, env['REDIS_URL'] ?? '', redisKind, token, tokenIsDev));
 }
 
 main().catch((err: unknown) => {
