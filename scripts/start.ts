@@ -10,6 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { signBody } from '../control-plane/src/auth.js';
+import { EncryptionKey } from '../proto/key-envelope.js';
 import { startDemoApp, type DemoApp } from './demo-app.js';
 import { RedisServerMissingError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';
 
@@ -32,6 +33,7 @@ const SERVICES: ServiceSpec[] = [
 const ROOT = process.cwd();
 const DATA_DIR = join(ROOT, '.data');
 const TOKEN_FILE = join(DATA_DIR, 'dev-token');
+const KEY_FILE = join(DATA_DIR, 'key-encryption-key');
 const READY_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -64,6 +66,28 @@ async function developmentToken(): Promise<string> {
   await writeFile(TOKEN_FILE, `${token}\n`, { mode: 0o600 });
   await chmod(TOKEN_FILE, 0o600);
   return token;
+}
+
+/**
+ * Reused across runs: the embedded Redis keeps its records, and private keys sealed with a
+ * lost key could never be opened again. A damaged file is therefore an error, not replaced.
+ */
+async function developmentEncryptionKey(): Promise<EncryptionKey> {
+  await mkdir(DATA_DIR, { recursive: true });
+  try {
+    const existing = await readFile(KEY_FILE, 'utf8');
+    await chmod(KEY_FILE, 0o600);
+    try {
+      return EncryptionKey.fromBase64(existing);
+    } catch (err) {
+      throw new Error(`${KEY_FILE} ${(err as Error).message}: restore it, or delete it together with .data/redis (its certificates cannot be decrypted without it)`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = EncryptionKey.generate();
+  await writeFile(KEY_FILE, `${key.toBase64()}\n`, { mode: 0o600, flag: 'wx' });
+  return key;
 }
 
 function pipeLines(stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream, prefix: string, onLine: (line: string) => void): void {
@@ -205,7 +229,12 @@ function restUrl(controlPlane: Running): string {
   return reachable(typeof listening['rest'] === 'string' ? listening['rest'] : `http://${host}:${process.env['CONTROL_PLANE_PORT'] || '4000'}`);
 }
 
-function banner(controlPlane: Running, router: Running | undefined, redisUrl: string, redisKind: string, token: string | undefined, tokenIsDev: boolean): string {
+interface KeyNote {
+  kid: string;
+  development: boolean;
+}
+
+function banner(controlPlane: Running, router: Running | undefined, redisUrl: string, redisKind: string, token: string | undefined, tokenIsDev: boolean, key: KeyNote): string {
   const listening = parseJson(controlPlane.readyLine);
   const host = process.env['CONTROL_PLANE_HOST'] || '127.0.0.1';
   const rest = reachable(typeof listening['rest'] === 'string' ? listening['rest'] : `http://${host}:${process.env['CONTROL_PLANE_PORT'] || '4000'}`);
@@ -242,6 +271,11 @@ function banner(controlPlane: Running, router: Running | undefined, redisUrl: st
     lines.push(` Token       ${token}`, `             DEVELOPMENT token, stored in ${TOKEN_FILE}; set CONTROL_PLANE_TOKENS for real use`);
   } else {
     lines.push(' Token       the first of CONTROL_PLANE_TOKENS');
+  }
+  if (key.development) {
+    lines.push(` Keys        private keys encrypted with a DEVELOPMENT key (kid ${key.kid}), stored in ${KEY_FILE};`, '             set KEY_ENCRYPTION_KEY for real use');
+  } else {
+    lines.push(` Keys        private keys encrypted with KEY_ENCRYPTION_KEY (kid ${key.kid})`);
   }
   lines.push(
     '',
@@ -292,6 +326,21 @@ async function main(): Promise<void> {
     env['CONTROL_PLANE_TOKENS'] = token;
   }
 
+  let key: KeyNote;
+  try {
+    if (env['KEY_ENCRYPTION_KEY'] === undefined || env['KEY_ENCRYPTION_KEY'] === '') {
+      const generated = await developmentEncryptionKey();
+      env['KEY_ENCRYPTION_KEY'] = generated.toBase64();
+      key = { kid: generated.kid, development: true };
+    } else {
+      // Checked here too so the banner can name the key; the services check it again.
+      key = { kid: EncryptionKey.fromBase64(env['KEY_ENCRYPTION_KEY']).kid, development: false };
+    }
+  } catch (err) {
+    await shutdown(1, `KEY_ENCRYPTION_KEY: ${(err as Error).message}`);
+    return;
+  }
+
   for (const spec of SERVICES) {
     try {
       await startService(spec, env);
@@ -312,7 +361,7 @@ async function main(): Promise<void> {
     await shutdown(1, (err as Error).message);
     return;
   }
-  process.stdout.write(banner(controlPlane, router, env['REDIS_URL'] ?? '', redisKind, token, tokenIsDev));
+  process.stdout.write(banner(controlPlane, router, env['REDIS_URL'] ?? '', redisKind, token, tokenIsDev, key));
 }
 
 main().catch((err: unknown) => {

@@ -3,7 +3,7 @@
  * free ports, a plain Redis client to inspect what it wrote, and an invalidation subscriber.
  */
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { KeySchema } from '../proto/keys.js';
 import { decodeInvalidation, type Invalidation } from '../proto/invalidation.js';
 import { loadControlPlaneConfig } from '../control-plane/src/config.js';
@@ -13,6 +13,8 @@ import { deleteByPrefix, redisUrl, uniquePrefix } from './redis.js';
 
 export const TEST_TOKEN = 'test-token-0123456789';
 export const TEST_HOOK_SECRET = 'test-hook-secret-0123456789';
+/** Fixed so records written by one harness can be checked with a ring built in the test; pass `KEY_ENCRYPTION_KEY: ''` for none. */
+export const TEST_KEY_ENCRYPTION_KEY = Buffer.alloc(32, 'test-key-encryption-key-32bytes!').toString('base64');
 
 export interface Reply {
   status: number;
@@ -143,7 +145,12 @@ export class Harness {
   }
 }
 
-export async function startHarness(label: string, env: Record<string, string> = {}): Promise<Harness> {
+export interface HarnessOptions {
+  /** The control plane's logger (tests capture its lines); default: silent unless TEST_LOG_LEVEL. */
+  log?: Logger;
+}
+
+export async function startHarness(label: string, env: Record<string, string> = {}, options: HarnessOptions = {}): Promise<Harness> {
   const prefix = uniquePrefix(label);
   const config = loadControlPlaneConfig({
     REDIS_URL: redisUrl(),
@@ -153,10 +160,11 @@ export async function startHarness(label: string, env: Record<string, string> = 
     CONTROL_PLANE_GRPC_PORT: '0',
     CONTROL_PLANE_TOKENS: TEST_TOKEN,
     HOOK_SECRET: TEST_HOOK_SECRET,
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const cp = await startControlPlane(config, pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }));
+  const cp = await startControlPlane(config, options.log ?? pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }));
   const redis = new Redis(redisUrl());
   return new Harness(prefix, redis, cp);
 }

@@ -2,7 +2,7 @@
  * The control plane's environment, declared once (see proto/config/env.ts).
  */
 import { ConfigError, loadConfig, optional, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
-import { sharedVariables } from '../../proto/config/shared.js';
+import { sharedProblems, sharedVariables } from '../../proto/config/shared.js';
 
 export const controlPlaneVariables = {
   ...sharedVariables,
@@ -21,6 +21,8 @@ export type ControlPlaneConfig = ConfigOf<typeof controlPlaneVariables>;
 
 export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneConfig {
   const config = loadConfig(controlPlaneVariables, env);
+  const problems = sharedProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
   if ((config.tokens === undefined || config.tokens.length === 0) && config.hookSecret === undefined) {
     throw new ConfigError(['CONTROL_PLANE_TOKENS or HOOK_SECRET must be set: the control plane refuses to run open (npm start generates a development token)']);
   }

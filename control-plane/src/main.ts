@@ -21,7 +21,9 @@ async function main(): Promise<void> {
   }
   log.level = config.logLevel;
   const cp = await startControlPlane(config, log);
-  log.info({ rest: `http://${config.host}:${cp.restPort}`, grpc: `${config.host}:${cp.grpcPort}`, prefix: config.redisPrefix }, 'control plane listening');
+  if (config.keyEncryptionKey === undefined) log.warn('KEY_ENCRYPTION_KEY is not set: certificate events will be refused with ENCRYPTION_KEY_MISSING');
+  // The key id (never the key) lets an operator check every service holds the same key.
+  log.info({ rest: `http://${config.host}:${cp.restPort}`, grpc: `${config.host}:${cp.grpcPort}`, prefix: config.redisPrefix, key_encryption_kid: config.keyEncryptionKey?.kid ?? null }, 'control plane listening');
 
   let stopping = false;
   const stop = (signal: string): void => {

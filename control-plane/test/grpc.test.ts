@@ -21,6 +21,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { selfSigned } from '../../test-support/certs.js';
+import { TEST_KEY_ENCRYPTION_KEY } from '../../test-support/control-plane.js';
 import { deleteByPrefix, redisUrl, uniquePrefix } from '../../test-support/redis.js';
 import { loadControlPlaneConfig } from '../src/config.js';
 import { startControlPlane, type ControlPlane } from '../src/control-plane.js';
@@ -30,7 +31,7 @@ const TOKEN = 'test-token-1';
 const HOOK_SECRET = 'a-hook-secret-of-enough-length';
 const silent = pino({ level: 'silent' });
 
-function configFor(url: string, prefix: string) {
+function configFor(url: string, prefix: string, env: Record<string, string> = {}) {
   return loadControlPlaneConfig({
     REDIS_URL: url,
     REDIS_PREFIX: prefix,
@@ -38,7 +39,9 @@ function configFor(url: string, prefix: string) {
     CONTROL_PLANE_GRPC_PORT: '0',
     CONTROL_PLANE_TOKENS: TOKEN,
     HOOK_SECRET,
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     LOG_LEVEL: 'silent',
+    ...env,
   });
 }
 
@@ -327,6 +330,28 @@ describe('gRPC front end', () => {
     );
     await call(client, 'ApplyEvent', { id: eventId('cert'), app: 'kappa', seq: 5, type: 'certificate', certificate: { domain: 'www.example.com', remove: true } });
     assert.deepEqual((await call(client, 'GetApp', { app: 'kappa' }))['certificates'] ?? [], []);
+  });
+
+  test('without KEY_ENCRYPTION_KEY a certificate is FAILED_PRECONDITION / ENCRYPTION_KEY_MISSING, nothing written', async () => {
+    const noKeyPrefix = uniquePrefix('grpc-nokey');
+    const noKey = await startControlPlane(configFor(redisUrl(), noKeyPrefix, { KEY_ENCRYPTION_KEY: '' }), silent);
+    const noKeyClient = new ControlPlaneClient(`127.0.0.1:${noKey.grpcPort}`, credentials.createInsecure());
+    try {
+      const tls = await selfSigned({ sans: ['www.nokey.test'] });
+      await call(noKeyClient, 'ApplyEvent', { id: eventId('nokey'), app: 'mu', seq: 1, type: 'deploy', containers: [c1] });
+      await call(noKeyClient, 'ApplyEvent', { id: eventId('nokey'), app: 'mu', seq: 2, type: 'domains', domains: ['www.nokey.test'] });
+      const err = await expectError(
+        call(noKeyClient, 'ApplyEvent', { id: eventId('nokey'), app: 'mu', seq: 3, type: 'certificate', certificate: { domain: 'www.nokey.test', cert: tls.chainPem, key: tls.keyPem } }),
+        status.FAILED_PRECONDITION,
+        'ENCRYPTION_KEY_MISSING',
+      );
+      assert.ok(!err.details.includes(tls.keyPem.split('\n')[2]!), 'no key material in the error');
+      assert.equal(await redis.get(`${noKeyPrefix}cert:www.nokey.test`), null);
+    } finally {
+      noKeyClient.close();
+      await noKey.close();
+      await deleteByPrefix(redis, noKeyPrefix);
+    }
   });
 
   test('bytes that are no Event are refused by grpc-js, and the server keeps serving', async () => {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { ReplyError } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import type { KeyRing } from '../../../proto/key-envelope.js';
 import { RecordError, type AppRecord } from '../../../proto/records.js';
 import { normalizeHostname } from '../../../proto/names.js';
 import { ApiError } from '../errors.js';
@@ -25,6 +26,8 @@ export interface ApplyResult {
 export interface EventServiceOptions {
   platformDomain: string;
   idempotencyTtlSeconds: number;
+  /** From KEY_ENCRYPTION_KEY(S_PREVIOUS); without it certificate set events are refused (ENCRYPTION_KEY_MISSING). */
+  keyRing?: KeyRing | undefined;
   /** Compare-and-set retries when another instance writes the same app concurrently. */
   maxAttempts?: number;
 }
@@ -108,7 +111,7 @@ export class EventService {
         throw this.stale(event, app.seq);
       }
 
-      const plan = planEvent(app, event, { platformDomain: this.options.platformDomain, now: new Date() });
+      const plan = planEvent(app, event, { platformDomain: this.options.platformDomain, now: new Date(), keyRing: this.options.keyRing });
       const outcome = await this.store.apply(plan, {
         eventId: event.id,
         eventHash: hash,
@@ -190,7 +193,9 @@ export class EventService {
   toApiError(err: unknown, operation: string): ApiError {
     if (err instanceof ApiError) return err;
     if (err instanceof RecordError || err instanceof ReplyError || err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) {
-      this.log.error({ err, operation }, 'unexpected store answer');
+      // ioredis hangs the command's arguments on a ReplyError: for the apply script, certificate records.
+      const logged = err instanceof ReplyError ? { message: (err as Error).message, command: (err as { command?: { name?: string } }).command?.name } : err;
+      this.log.error({ err: logged, operation }, 'unexpected store answer');
       return new ApiError('INTERNAL', 'the store answered something unexpected; see the control plane log');
     }
     this.metrics.redisErrors.inc({ operation });

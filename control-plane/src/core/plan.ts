@@ -5,6 +5,7 @@
  * Host records are rewritten only where their content changes, and the invalidation names
  * exactly the keys written or deleted, so routers drop nothing they did not have to.
  */
+import { encryptPrivateKey, type KeyRing } from '../../../proto/key-envelope.js';
 import { defaultHostname } from '../../../proto/names.js';
 import {
   DEFAULT_SETTINGS,
@@ -36,6 +37,8 @@ export interface ApplyPlan {
 export interface PlanContext {
   platformDomain: string;
   now: Date;
+  /** Seals private keys; without it a certificate can be removed but not set. */
+  keyRing: KeyRing | undefined;
 }
 
 function sameContainers(a: readonly Container[], b: readonly Container[]): boolean {
@@ -115,13 +118,17 @@ export function planEvent(old: AppRecord | null, event: PlatformEvent, ctx: Plan
     if (change.remove) {
       if (oldCerts.includes(change.domain)) certDeletes.push(change.domain);
     } else {
+      if (ctx.keyRing === undefined) {
+        throw new ApiError('ENCRYPTION_KEY_MISSING', 'KEY_ENCRYPTION_KEY is not set on this control plane, so private keys cannot be stored encrypted; nothing was written (see docs/OPERATIONS.md)');
+      }
       const c = change.validated;
       certWrites.push({
         v: 1,
         app: event.app,
         domain: change.domain,
         chain: c.chainPem,
-        key: { alg: 'none', pem: c.keyPem },
+        // The domain is the envelope's AAD: the record opens only under this domain's key.
+        key: encryptPrivateKey(c.keyPem, change.domain, ctx.keyRing),
         key_type: c.keyType,
         not_before: c.notBefore,
         not_after: c.notAfter,
