@@ -12,6 +12,7 @@
  * | `<p>cert:<domain>`       | string | control plane | routers (SNI)            |
  * | `<p>event:<event id>`    | string | control plane | control plane (idempotency, with TTL) |
  * | `<p>sig:<signature>`     | string | control plane | control plane (replay guard, with TTL) |
+ * | `<p>acme:<token>`        | string | control plane | routers (HTTP-01 answer, with TTL) |
  * | `<p>invalidations`       | channel| control plane | routers                  |
  */
 export class KeySchema {
@@ -46,6 +47,11 @@ export class KeySchema {
 
   signature(sig: string): string {
     return `${this.prefix}sig:${sig}`;
+  }
+
+  /** `token` already checked by proto/acme.ts `isValidAcmeToken`; the value is the key authorization. */
+  acmeChallenge(token: string): string {
+    return `${this.prefix}acme:${token}`;
   }
 }
 

@@ -3,14 +3,17 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { keyRingFrom } from '../../proto/key-envelope.js';
 import { KeySchema } from '../../proto/keys.js';
 import { connectRedis } from '../../proto/redis-connection.js';
 import { Authenticator } from './auth.js';
 import type { ControlPlaneConfig } from './config.js';
+import { AcmeChallengeService } from './core/acme.js';
 import { EventService } from './core/event-service.js';
 import { GrpcFront } from './grpc/grpc-server.js';
 import { buildRestServer } from './http/rest-server.js';
 import { ControlPlaneMetrics } from './metrics.js';
+import { AcmeStore } from './store/acme-store.js';
 import { RouteStore } from './store/route-store.js';
 
 export interface ControlPlane {
@@ -31,10 +34,12 @@ export async function startControlPlane(config: ControlPlaneConfig, log: Logger)
   const service = new EventService(store, metrics, log, {
     platformDomain: config.platformDomain,
     idempotencyTtlSeconds: config.idempotencyTtl,
+    keyRing: keyRingFrom(config),
   });
   const auth = new Authenticator({ tokens: config.tokens ?? [], hookSecret: config.hookSecret }, store, metrics);
 
-  const rest = buildRestServer({ service, auth, metrics, log, platformDomain: config.platformDomain });
+  const acme = new AcmeChallengeService(new AcmeStore(redis, keys), (err, operation) => service.toApiError(err, operation));
+  const rest = buildRestServer({ service, acme, auth, metrics, log, platformDomain: config.platformDomain });
   const grpc = new GrpcFront({ service, auth, log, platformDomain: config.platformDomain });
   try {
     await rest.listen({ host: config.host, port: config.port });

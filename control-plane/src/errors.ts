@@ -29,6 +29,7 @@ export const ERRORS = {
   DOMAIN_NOT_ATTACHED: { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION, hint: 'Attach the domain to the app with a `domains` event before sending its certificate.' },
   IDEMPOTENCY_KEY_REUSED: { http: 409, grpc: GrpcStatus.ALREADY_EXISTS, hint: 'This event id was already used for a different event: use a new id.' },
   STORE_UNAVAILABLE: { http: 503, grpc: GrpcStatus.UNAVAILABLE, hint: 'Redis is unreachable; retry with the same event id once it is back.' },
+  ENCRYPTION_KEY_MISSING: { http: 503, grpc: GrpcStatus.FAILED_PRECONDITION, hint: 'The control plane has no KEY_ENCRYPTION_KEY, so it cannot store private keys: its operator must set it; nothing was written.' },
   CONTENTION: { http: 503, grpc: GrpcStatus.ABORTED, hint: 'Too many concurrent writers on one app; retry with the same event id.' },
   INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL, hint: 'A bug: the control plane log has the details under the request id.' },
 } as const satisfies Record<string, Definition>;

@@ -2,8 +2,8 @@
  * The router's environment, declared once (see proto/config/env.ts).
  */
 import os from 'node:os';
-import { loadConfig, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
-import { sharedVariables } from '../../proto/config/shared.js';
+import { ConfigError, loadConfig, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
+import { sharedProblems, sharedVariables } from '../../proto/config/shared.js';
 
 const ms = (name: string, description: string, fallback: number, max = 3_600_000) => withDefault(name, `${description} (milliseconds)`, parse.integer(1, max), fallback);
 
@@ -11,6 +11,7 @@ export const routerVariables = {
   ...sharedVariables,
   host: withDefault('ROUTER_HOST', 'Address of the public HTTP listener.', parse.string, '0.0.0.0'),
   httpPort: withDefault('ROUTER_HTTP_PORT', 'Public HTTP port.', parse.port, 8080),
+  httpsPort: withDefault('ROUTER_HTTPS_PORT', 'Public HTTPS port, as clients reach it: force_https redirects there (no port in the URL when 443).', parse.integer(1, 65535), 8443),
   adminHost: withDefault('ROUTER_ADMIN_HOST', 'Address of the admin listener (/metrics, /healthz, /readyz); keep it private.', parse.string, '127.0.0.1'),
   adminPort: withDefault('ROUTER_ADMIN_PORT', 'Admin port.', parse.port, 9090),
   workers: withDefault('ROUTER_WORKERS', 'Worker processes (node:cluster); 0 = one per core; 1 = no cluster.', parse.integer(0, 256), 0),
@@ -34,6 +35,8 @@ export type RouterConfig = ConfigOf<typeof routerVariables>;
 
 export function loadRouterConfig(env: NodeJS.ProcessEnv = process.env): RouterConfig {
   const config = loadConfig(routerVariables, env);
+  const problems = sharedProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
   if (config.workers === 0) config.workers = os.availableParallelism();
   return config;
 }

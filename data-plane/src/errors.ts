@@ -16,6 +16,8 @@ export const ROUTER_ERRORS = {
   BAD_REQUEST: { status: 400, title: 'Bad request', detail: 'The request could not be parsed (malformed request line or headers, or ambiguous framing).' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request timeout', detail: 'The client did not send its request headers in time.' },
   HEADERS_TOO_LARGE: { status: 431, title: 'Request header fields too large', detail: 'The request headers exceed the router limit.' },
+  FORCE_HTTPS: { status: 308, title: 'HTTPS only', detail: 'The app is served over HTTPS only: the Location header has the same URL over https.' },
+  ACME_UNKNOWN_TOKEN: { status: 404, title: 'Unknown ACME challenge', detail: 'No ACME HTTP-01 challenge is pending for this token (never published, expired or deleted).' },
   UNKNOWN_HOST: { status: 404, title: 'No such app', detail: 'No app answers on this hostname.' },
   APP_STOPPED: { status: 503, title: 'Application stopped', detail: 'The app is stopped or has no running container.' },
   BACKLOG_TOO_DEEP: { status: 503, title: 'Too many requests in flight', detail: 'The app has too many requests in flight on this router; retry shortly.' },

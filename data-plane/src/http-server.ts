@@ -11,6 +11,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
 import type { RouterMetrics } from './metrics.js';
 import type { RouteLookup } from './routing/route-lookup.js';
@@ -34,6 +35,8 @@ export interface RouterServerDeps {
   routerName?: string;
   /** X-Forwarded-Proto sent upstream; the TLS listener passes 'https'. Default 'http'. */
   forwardedProto?: 'http' | 'https';
+  /** Answers `/.well-known/acme-challenge/<token>` for any Host; the plain-HTTP listener gets one. */
+  acme?: AcmeResponder;
 }
 
 export interface RouterServer {
@@ -73,6 +76,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     forwarding: { proto: deps.forwardedProto ?? 'http', port: '', via: `1.1 ${deps.routerName ?? 'platform-router'}` },
     exchanges: new Set(),
     tunnels: new Set(),
+    acme: deps.acme,
     draining: false,
   };
 

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { KeySchema } from '../../proto/keys.js';
 import { connectRedis } from '../../proto/redis-connection.js';
+import { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
 import { createRouterServer, type RouterServer } from './http-server.js';
 import { RouterMetrics } from './metrics.js';
@@ -67,6 +68,8 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     config: workerConfig,
     accessLog: options.accessLog ?? stdoutLog!.write,
     log,
+    // On the lookup connection: a challenge answer is one GET, like a route miss.
+    acme: new AcmeResponder({ redis, keys }),
   });
   const port = await server.listen(config.host, options.port ?? config.httpPort);
 

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import type { AcmeResponder } from '../src/acme/acme-responder.js';
 import { loadRouterConfig, type RouterConfig } from '../src/config.js';
 import { createRouterServer, type RouterServer } from '../src/http-server.js';
 import { RouterMetrics } from '../src/metrics.js';
@@ -55,7 +56,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startRouter(env: Record<string, string> = {}, extra: { routerName?: string } = {}): Promise<Harness> {
+export async function startRouter(env: Record<string, string> = {}, extra: { routerName?: string; acme?: AcmeResponder; forwardedProto?: 'http' | 'https' } = {}): Promise<Harness> {
   const config = testConfig(env);
   const routes = new StubRoutes();
   const metrics = new RouterMetrics(50);
@@ -67,6 +68,8 @@ export async function startRouter(env: Record<string, string> = {}, extra: { rou
     accessLog: (line) => lines.push(line),
     log: pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }),
     ...(extra.routerName === undefined ? {} : { routerName: extra.routerName }),
+    ...(extra.acme === undefined ? {} : { acme: extra.acme }),
+    ...(extra.forwardedProto === undefined ? {} : { forwardedProto: extra.forwardedProto }),
   });
   const port = await router.listen('127.0.0.1', 0);
   return { router, port, routes, metrics, lines, config, close: () => router.close() };

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { AppSettings, Balancer, Container } from '../../../proto/records.js';
 import { isValidAppName, isWildcard, normalizeDomain, normalizeHostname } from '../../../proto/names.js';
 import { ApiError, invalidField } from '../errors.js';
+import { array, boolean, integer, object, string } from './fields.js';
 import { CertificateError, validateCertificate, type ValidatedCertificate } from './certificate.js';
 
 export const EVENT_TYPES = ['deploy', 'scale', 'restart', 'stop', 'domains', 'certificate', 'delete'] as const;
@@ -49,52 +50,6 @@ const SETTINGS_FIELDS = ['force_https', 'sticky_sessions', 'hsts_max_age', 'bala
 const BALANCERS: readonly Balancer[] = ['p2c', 'round_robin'];
 const ID_RE = /^[\x21-\x7e]+$/;
 const CONTAINER_ID_RE = /^[A-Za-z0-9._:-]+$/;
-
-type Json = Record<string, unknown>;
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
-function object(value: unknown, field: string, allowed: readonly string[]): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidField(field, `must be an object, got ${describe(value)}`);
-  }
-  const obj = value as Json;
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) {
-      const where = field === 'body' ? key : `${field}.${key}`;
-      throw new ApiError('UNKNOWN_FIELD', `${where}: unknown field (allowed: ${allowed.join(', ')})`, where);
-    }
-  }
-  return obj;
-}
-
-function string(value: unknown, field: string, max: number): string {
-  if (typeof value !== 'string') throw invalidField(field, `must be a string, got ${describe(value)}`);
-  if (value.length === 0 || value.length > max) throw invalidField(field, `must be 1 to ${max} characters`);
-  return value;
-}
-
-function integer(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw invalidField(field, `must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function boolean(value: unknown, field: string): boolean {
-  if (typeof value !== 'boolean') throw invalidField(field, `must be true or false, got ${describe(value)}`);
-  return value;
-}
-
-function array(value: unknown, field: string, min: number, max: number): unknown[] {
-  if (!Array.isArray(value)) throw invalidField(field, `must be an array, got ${describe(value)}`);
-  if (value.length < min || value.length > max) throw invalidField(field, `must hold ${min} to ${max} items, got ${value.length}`);
-  return value;
-}
 
 function containerHost(value: unknown, field: string): string {
   const raw = string(value, field, 253);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { isValidAppName } from '../../../proto/names.js';
 import { SIGNATURE_HEADER, type Authenticator } from '../auth.js';
 import { ApiError, invalidField } from '../errors.js';
+import type { AcmeChallengeService } from '../core/acme.js';
 import type { EventService } from '../core/event-service.js';
 import { appView, routeView } from '../core/views.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
@@ -22,6 +23,7 @@ export const BODY_LIMIT = 1024 * 1024;
 
 export interface RestServerDeps {
   service: EventService;
+  acme: AcmeChallengeService;
   auth: Authenticator;
   metrics: ControlPlaneMetrics;
   log: Logger;
@@ -52,6 +54,15 @@ function fromFastify(err: FastifyError): ApiError | null {
   }
 }
 
+/**
+ * V8 quotes a piece of the input in some JSON.parse errors (`Unexpected token 'x', "…" is not
+ * valid JSON`); the body may hold a private key, so the quote is dropped from answers and logs.
+ */
+function withoutSnippet(message: string): string {
+  const quote = message.search(/(\.\.\.)?"/);
+  return (quote < 0 ? message : message.slice(0, quote).replace(/[,\s]+$/, '')).slice(0, 200);
+}
+
 function queryParams(req: FastifyRequest, allowed: readonly string[]): Record<string, string> {
   const query = (req.query ?? {}) as Record<string, unknown>;
   const out: Record<string, string> = {};
@@ -64,7 +75,7 @@ function queryParams(req: FastifyRequest, allowed: readonly string[]): Record<st
 }
 
 export function buildRestServer(deps: RestServerDeps): FastifyInstance {
-  const { service, auth, metrics, log, platformDomain } = deps;
+  const { service, acme, auth, metrics, log, platformDomain } = deps;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Our error handler logs refusals with their code; per-request lines would only add noise.
@@ -73,6 +84,8 @@ export function buildRestServer(deps: RestServerDeps): FastifyInstance {
     requestTimeout: 10_000,
     return503OnClosing: true,
     requestIdHeader: false,
+    // ACME tokens may be 256 characters: longer parameters reach the validator and get its answer.
+    routerOptions: { maxParamLength: 1024 },
   });
 
   app.removeAllContentTypeParsers();
@@ -84,7 +97,7 @@ export function buildRestServer(deps: RestServerDeps): FastifyInstance {
     try {
       done(null, JSON.parse(raw.toString('utf8')));
     } catch (err) {
-      done(new ApiError('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`) as unknown as FastifyError, undefined);
+      done(new ApiError('INVALID_JSON', `the body is not valid JSON: ${withoutSnippet((err as Error).message)}`) as unknown as FastifyError, undefined);
     }
   });
 
@@ -140,6 +153,9 @@ export function buildRestServer(deps: RestServerDeps): FastifyInstance {
       });
 
       v1.get<{ Params: { hostname: string } }>('/routes/:hostname', async (req) => routeView(await service.resolveHost(req.params.hostname)));
+
+      v1.put<{ Params: { token: string } }>('/acme-challenges/:token', async (req) => acme.put(req.params.token, req.body));
+      v1.delete<{ Params: { token: string } }>('/acme-challenges/:token', async (req) => acme.delete(req.params.token));
     },
     { prefix: '/v1' },
   );

@@ -4,6 +4,7 @@
  * close and the idle sweep walk.
  */
 import type { Logger } from 'pino';
+import type { AcmeResponder } from '../acme/acme-responder.js';
 import type { RouterConfig } from '../config.js';
 import { ROUTER_ERRORS, type RouterErrorCode } from '../errors.js';
 import type { RouterMetrics } from '../metrics.js';
@@ -45,6 +46,8 @@ export interface ProxyContext {
   readonly forwarding: Forwarding;
   readonly exchanges: Set<LiveExchange>;
   readonly tunnels: Set<LiveTunnel>;
+  /** Answers ACME HTTP-01 challenges before routing; absent: those paths are routed like any other. */
+  readonly acme: AcmeResponder | undefined;
   draining: boolean;
 }
 

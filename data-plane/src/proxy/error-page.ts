@@ -68,9 +68,10 @@ export function wantsJson(accept: string | undefined): boolean {
 
 /**
  * Answers `res` with the page of `code`. `close`: the request body was not read (or the
- * router is draining), so the connection must not be reused. Returns the status sent.
+ * router is draining), so the connection must not be reused. `location`: for a redirect
+ * (FORCE_HTTPS). Returns the status sent.
  */
-export function writeErrorPage(res: ServerResponse, code: RouterErrorCode, requestId: string, json: boolean, close: boolean): number {
+export function writeErrorPage(res: ServerResponse, code: RouterErrorCode, requestId: string, json: boolean, close: boolean, location: string | null = null): number {
   const page = PAGES[code];
   const headers = [
     'content-type',
@@ -82,6 +83,7 @@ export function writeErrorPage(res: ServerResponse, code: RouterErrorCode, reque
     'x-request-id',
     requestId,
   ];
+  if (location !== null) headers.push('location', location);
   if (close) headers.push('connection', 'close');
   res.writeHead(page.status, headers);
   res.end(json ? page.json : page.html);

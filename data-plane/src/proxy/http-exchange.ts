@@ -240,16 +240,41 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
 
   /** Answers with the router's page of `code` (nothing of the container's was sent yet). */
   fail(code: RouterErrorCode): void {
+    this.page(code, null);
+  }
+
+  /** 308 FORCE_HTTPS to `location`, before anything reached the app. */
+  redirect(location: string): void {
+    this.page('FORCE_HTTPS', location);
+  }
+
+  /** The router's own successful answer (an ACME key authorization), logged with code '-'. */
+  answer(status: number, contentType: string, body: string): void {
+    if (this.done) return;
+    const payload = Buffer.from(body, 'utf8');
+    const headers = ['content-type', contentType, 'content-length', String(payload.length), 'cache-control', 'no-store', 'x-request-id', this.head.requestId];
+    if (this.mustClose()) headers.push('connection', 'close');
+    this.res.writeHead(status, headers);
+    this.res.end(payload);
+    if (this.method !== 'HEAD') this.bytesOut = payload.length;
+    this.ctx.requestMetrics.observe(status, (performance.now() - this.t0) / 1000);
+    this.finish('-', status);
+  }
+
+  private page(code: RouterErrorCode, location: string | null): void {
     if (this.done) return;
     if (this.res.headersSent) {
       this.res.destroy();
       return this.finish(code, this.status);
     }
-    // An unread body (or a drain) means this connection must not carry another request.
-    const close = this.ctx.draining || (this.head.hasBody && !this.req.complete);
-    const status = writeErrorPage(this.res, code, this.head.requestId, wantsJson(this.req.headers.accept), close);
+    const status = writeErrorPage(this.res, code, this.head.requestId, wantsJson(this.req.headers.accept), this.mustClose(), location);
     this.ctx.requestMetrics.observe(status, (performance.now() - this.t0) / 1000);
     this.finish(code, status);
+  }
+
+  /** An unread body (or a drain) means this connection must not carry another request. */
+  private mustClose(): boolean {
+    return this.ctx.draining || (this.head.hasBody && !this.req.complete);
   }
 
   private releaseSlot(): ContainerSlot | null {

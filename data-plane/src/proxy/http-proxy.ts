@@ -3,17 +3,25 @@
  * the idle sweep over the exchanges in flight.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ACME_CHALLENGE_PATH } from '../../../proto/acme.js';
 import { hostFromHeader } from '../../../proto/names.js';
 import type { HostRecord } from '../../../proto/records.js';
+import { answerAcmeChallenge } from '../acme/acme-answer.js';
 import { lookupFailureCode, type ProxyContext } from './context.js';
 import { scanRequest } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
+import { httpsLocation } from './https-location.js';
 
 /** `expectContinue`: the request came through 'checkContinue' and waits for "100 Continue". */
 export function proxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
   const ex = new HttpExchange(ctx, req, res, expectContinue);
   try {
     scanRequest(req, false, ctx.forwarding, ex.at, ex.head);
+    // Before the Host is even checked: a CA validates domains no app may answer on yet.
+    const url = req.url ?? '/';
+    if (url.startsWith(ACME_CHALLENGE_PATH) && ctx.acme !== undefined && (ex.method === 'GET' || ex.method === 'HEAD')) {
+      return answerAcmeChallenge(ex, ctx.acme, url);
+    }
     const head = ex.head;
     const host = head.hostCount === 1 ? hostFromHeader(head.host) : null;
     if (host === null) {
@@ -53,6 +61,9 @@ function route(ex: HttpExchange, record: HostRecord | null): void {
   if (record === null) return ex.fail('UNKNOWN_HOST');
   ex.app = record.app;
   ex.appLabel = ex.ctx.metrics.appLabel(record.app);
+  if (record.settings.force_https && ex.ctx.forwarding.proto === 'http') {
+    return ex.redirect(httpsLocation(ex.host, ex.req.url ?? '/', ex.ctx.config.httpsPort));
+  }
   if (record.status !== 'running' || record.containers.length === 0) return ex.fail('APP_STOPPED');
   if (!ex.ctx.backlog.tryEnter(record.app)) return ex.fail('BACKLOG_TOO_DEEP');
   ex.start(record);
