@@ -4,11 +4,11 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadRouterConfig, type RouterConfig } from '../data-plane/src/config.js';
 import type { AccessLogLine } from '../data-plane/src/proxy/access-log.js';
-import { startRouter, type Router } from '../data-plane/src/router.js';
-import { startHarness, type Harness } from './control-plane.js';
+import { startRouter, type Router, type RouterOptions } from '../data-plane/src/router.js';
+import { startHarness, TEST_KEY_ENCRYPTION_KEY, type Harness } from './control-plane.js';
 import { redisUrl } from './redis.js';
 
 export interface Upstream {
@@ -71,7 +71,12 @@ export function routerRequest(port: number, host: string, path = '/', headers: R
   });
 }
 
-export async function startStack(label: string, env: Record<string, string> = {}): Promise<Stack> {
+export interface StackOptions extends RouterOptions {
+  /** The router's logger (tests capture its lines); default: silent unless TEST_LOG_LEVEL. */
+  log?: Logger;
+}
+
+export async function startStack(label: string, env: Record<string, string> = {}, options: StackOptions = {}): Promise<Stack> {
   const h = await startHarness(label, env['REDIS_URL'] ? { REDIS_URL: env['REDIS_URL'] } : {});
   const config = loadRouterConfig({
     REDIS_URL: redisUrl(),
@@ -79,11 +84,19 @@ export async function startStack(label: string, env: Record<string, string> = {}
     ROUTER_HOST: '127.0.0.1',
     ROUTER_HTTP_PORT: '0',
     ROUTER_WORKERS: '1',
+    // The harness's control plane seals private keys with it; the router must open them.
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     LOG_LEVEL: 'silent',
     ...env,
   });
   const accessLines: AccessLogLine[] = [];
-  const router = await startRouter(config, pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }), { accessLog: (line) => accessLines.push(line), port: 0 });
+  const { log, ...routerOptions } = options;
+  const router = await startRouter(config, log ?? pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }), {
+    accessLog: (line) => accessLines.push(line),
+    port: 0,
+    httpsPort: 0,
+    ...routerOptions,
+  });
   const base = `http://127.0.0.1:${router.port}`;
   return {
     h,

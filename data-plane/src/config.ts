@@ -2,7 +2,7 @@
  * The router's environment, declared once (see proto/config/env.ts).
  */
 import os from 'node:os';
-import { ConfigError, loadConfig, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
+import { ConfigError, loadConfig, optional, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
 import { sharedProblems, sharedVariables } from '../../proto/config/shared.js';
 
 const ms = (name: string, description: string, fallback: number, max = 3_600_000) => withDefault(name, `${description} (milliseconds)`, parse.integer(1, max), fallback);
@@ -29,6 +29,12 @@ export const routerVariables = {
   connectTimeoutMs: ms('ROUTER_CONNECT_TIMEOUT', 'TCP connect timeout to a container', 5_000),
   upstreamConnections: withDefault('ROUTER_UPSTREAM_CONNECTIONS', 'Keep-alive connections per container per worker.', parse.integer(1, 10_000), 128),
   metricsMaxApps: withDefault('ROUTER_METRICS_MAX_APPS', 'Apps with their own metric labels; the rest are counted as "_other".', parse.integer(1, 100_000), 500),
+  certCacheMax: withDefault('CERT_CACHE_MAX', 'TLS certificates (built SecureContexts) cached per worker, by SNI name; unknown names are cached apart, as many.', parse.integer(1, 1_000_000), 1000),
+  certNegativeTtlMs: ms('CERT_NEGATIVE_TTL', 'How long an SNI name with no certificate is remembered as such', 5_000),
+  defaultCertFile: optional('ROUTER_DEFAULT_CERT', 'Path of the PEM chain served for unknown SNI names and clients without SNI (with ROUTER_DEFAULT_KEY). Unset: a self-signed certificate generated at start.', parse.string),
+  defaultKeyFile: optional('ROUTER_DEFAULT_KEY', 'Path of the PEM private key of ROUTER_DEFAULT_CERT.', parse.string),
+  platformCertFile: optional('ROUTER_PLATFORM_CERT', 'Path of the PEM chain of the *.<PLATFORM_DOMAIN> wildcard certificate served for <app>.<PLATFORM_DOMAIN> (with ROUTER_PLATFORM_KEY). Unset: those names get the default certificate.', parse.string),
+  platformKeyFile: optional('ROUTER_PLATFORM_KEY', 'Path of the PEM private key of ROUTER_PLATFORM_CERT.', parse.string),
 };
 
 export type RouterConfig = ConfigOf<typeof routerVariables>;
@@ -36,6 +42,9 @@ export type RouterConfig = ConfigOf<typeof routerVariables>;
 export function loadRouterConfig(env: NodeJS.ProcessEnv = process.env): RouterConfig {
   const config = loadConfig(routerVariables, env);
   const problems = sharedProblems(config);
+  // A certificate without its key (or the reverse) is a typo, not a choice: refuse to start.
+  if ((config.defaultCertFile === undefined) !== (config.defaultKeyFile === undefined)) problems.push('ROUTER_DEFAULT_CERT and ROUTER_DEFAULT_KEY: set both or neither');
+  if ((config.platformCertFile === undefined) !== (config.platformKeyFile === undefined)) problems.push('ROUTER_PLATFORM_CERT and ROUTER_PLATFORM_KEY: set both or neither');
   if (problems.length > 0) throw new ConfigError(problems);
   if (config.workers === 0) config.workers = os.availableParallelism();
   return config;

@@ -9,7 +9,9 @@
  * idleTimeoutMs; undici's per-request headersTimeout is the first-byte timeout.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
@@ -37,10 +39,38 @@ export interface RouterServerDeps {
   forwardedProto?: 'http' | 'https';
   /** Answers `/.well-known/acme-challenge/<token>` for any Host; the plain-HTTP listener gets one. */
   acme?: AcmeResponder;
+  /**
+   * Makes this the HTTPS listener (tls/certificates.ts builds the options: SNI callback,
+   * default certificate, TLS 1.2+). Implies `forwardedProto: 'https'`. Requests are proxied
+   * exactly as on the plain listener; only the handshake is added in front.
+   */
+  tls?: TlsOptions;
+  /**
+   * Balancer, pools, backlog and request metrics shared with the router's other listener, so
+   * ejections, in-flight counts and the per-app limit are the router's, not one listener's.
+   * The owner (router.ts) then closes the pools; without it this server owns its own.
+   */
+  shared?: SharedProxyState;
+}
+
+export interface SharedProxyState {
+  balancer: Balancer;
+  pools: UpstreamPools;
+  backlog: Backlog;
+  requestMetrics: RequestMetrics;
+}
+
+export function createSharedProxyState(config: RouterConfig, metrics: RouterMetrics): SharedProxyState {
+  return {
+    balancer: new Balancer(config.cacheMax, config.ejectMs),
+    pools: new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs }),
+    backlog: new Backlog(config.maxInflightPerApp),
+    requestMetrics: new RequestMetrics(metrics),
+  };
 }
 
 export interface RouterServer {
-  server: http.Server;
+  server: http.Server | https.Server;
   /** Resolves with the bound port (useful with port 0), which also becomes X-Forwarded-Port. */
   listen(host: string, port: number): Promise<number>;
   /**
@@ -56,6 +86,23 @@ export interface RouterServer {
   stats(): { inflight: number; websockets: number };
 }
 
+/** The HTTPS variant: same HTTP handling, plus handshake metrics (not per request). */
+function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions): https.Server {
+  const server = https.createServer({ ...tls, ...httpOptions });
+  const ok = deps.metrics.tlsHandshakes.labels('ok');
+  const failed = deps.metrics.tlsHandshakes.labels('error');
+  server.on('secureConnection', (socket: TLSSocket) => {
+    ok.inc();
+    if (socket.isSessionReused()) deps.metrics.tlsResumed.inc();
+  });
+  server.on('tlsClientError', (err: Error) => {
+    failed.inc();
+    // Scanners and clients that reject the default certificate do this all day: trace only.
+    deps.log.trace({ err: err.message }, 'TLS handshake failed');
+  });
+  return server;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const clamp = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
 /** After the deadline: how long responses just written (503s) get to flush before sockets are cut. */
@@ -63,30 +110,33 @@ const FLUSH_GRACE_MS = 200;
 
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const { config } = deps;
+  const ownsPools = deps.shared === undefined;
+  const shared = deps.shared ?? createSharedProxyState(config, deps.metrics);
   const ctx: ProxyContext = {
     routes: deps.routes,
     config,
     metrics: deps.metrics,
-    requestMetrics: new RequestMetrics(deps.metrics),
+    requestMetrics: shared.requestMetrics,
     accessLog: deps.accessLog,
     log: deps.log,
-    balancer: new Balancer(config.cacheMax, config.ejectMs),
-    pools: new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs }),
-    backlog: new Backlog(config.maxInflightPerApp),
-    forwarding: { proto: deps.forwardedProto ?? 'http', port: '', via: `1.1 ${deps.routerName ?? 'platform-router'}` },
+    balancer: shared.balancer,
+    pools: shared.pools,
+    backlog: shared.backlog,
+    forwarding: { proto: deps.tls !== undefined ? 'https' : (deps.forwardedProto ?? 'http'), port: '', via: `1.1 ${deps.routerName ?? 'platform-router'}` },
     exchanges: new Set(),
     tunnels: new Set(),
     acme: deps.acme,
     draining: false,
   };
 
-  const server = http.createServer({
+  const httpOptions: http.ServerOptions = {
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: 0,
     connectionsCheckingInterval: clamp(config.headersTimeoutMs / 4, 50, 1000),
     // Missing Host is answered by the proxy (400 BAD_HOST, logged), not by Node.
     requireHostHeader: false,
-  });
+  };
+  const server = deps.tls === undefined ? http.createServer(httpOptions) : createTlsServer(deps, httpOptions, deps.tls);
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
@@ -136,15 +186,17 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
       }
       await endEverything(closed);
       clearInterval(sweep);
-      await Promise.race([ctx.pools.close(), sleep(Math.max(FLUSH_GRACE_MS, deadline - performance.now()))]);
-      await ctx.pools.destroy();
+      if (ownsPools) {
+        await Promise.race([ctx.pools.close(), sleep(Math.max(FLUSH_GRACE_MS, deadline - performance.now()))]);
+        await ctx.pools.destroy();
+      }
     },
 
     async close() {
       const closed = stopAccepting();
       clearInterval(sweep);
       await endEverything(closed);
-      await ctx.pools.destroy();
+      if (ownsPools) await ctx.pools.destroy();
     },
 
     stats() {

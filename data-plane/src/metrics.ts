@@ -121,6 +121,44 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  /** outcome: ok, error (refused, malformed, or cut before it completed). */
+  readonly tlsHandshakes = new Counter({
+    name: 'router_tls_handshakes_total',
+    help: 'TLS handshakes on the HTTPS listener, by outcome: ok, error.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tlsResumed = new Counter({
+    name: 'router_tls_resumed_total',
+    help: 'TLS handshakes that resumed a session (a ticket this worker issued); divide by router_tls_handshakes_total{outcome="ok"} for the ratio.',
+    registers: [this.registry],
+  });
+
+  /** result: hit, miss, negative (known to have no certificate). */
+  readonly certCache = new Counter({
+    name: 'router_cert_cache_total',
+    help: 'Certificate cache lookups by SNI name, by result: hit, miss, negative.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  /** outcome: found, not_found, error. */
+  readonly certLookups = new Counter({
+    name: 'router_cert_lookups_total',
+    help: 'SNI lookups that went to Redis (one MGET each), by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly certExpiryDays = new Gauge({
+    name: 'router_cert_expiry_days',
+    help: 'Days until each cached certificate expires, by stored domain (min across workers; bounded by CERT_CACHE_MAX).',
+    labelNames: ['domain'] as const,
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
   readonly cacheSize = new Gauge({
     name: 'router_route_cache_entries',
     help: 'Entries in the route cache (summed across workers).',

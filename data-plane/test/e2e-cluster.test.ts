@@ -48,6 +48,7 @@ before(async () => {
       REDIS_PREFIX: h.prefix,
       ROUTER_HOST: '127.0.0.1',
       ROUTER_HTTP_PORT: String(httpPort),
+      ROUTER_HTTPS_PORT: String(await freePort()),
       ROUTER_ADMIN_PORT: String(adminPort),
       ROUTER_WORKERS: '2',
       ROUTER_DRAIN_TIMEOUT: '5000',

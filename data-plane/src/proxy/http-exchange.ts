@@ -61,6 +61,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
   private stickyEnabled = false;
   private sticky: string | undefined = undefined;
   private slot: ContainerSlot | null = null;
+  /** `max-age=<n>` when the app asks for HSTS and this is the HTTPS listener (never on plain HTTP: RFC 6797 §7.2). */
+  private hsts: string | null = null;
   private tried: ContainerSlot[] | null = null;
   private attempts = 0;
   private container = '-';
@@ -102,6 +104,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
     res.on('drain', onResponseDrain);
     this.state = ctx.balancer.stateFor(record.app, record.containers);
     this.roundRobin = record.settings.balancer === 'round_robin';
+    if (record.settings.hsts_max_age > 0 && ctx.forwarding.proto === 'https') this.hsts = `max-age=${record.settings.hsts_max_age}`;
     if (record.settings.sticky_sessions) {
       this.stickyEnabled = true;
       this.sticky = stickyFromCookie(this.head.cookie);
@@ -159,6 +162,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
     const slot = this.slot!;
     const setCookie = this.stickyEnabled && slot.cookieValue !== this.sticky ? slot.setCookie : null;
     const headers = responseHeaders(rawHeaders, this.ctx.forwarding.via, this.head.requestId, setCookie, this.ctx.draining);
+    if (this.hsts !== null && !hasHeader(headers, 'strict-transport-security')) headers.push('strict-transport-security', this.hsts);
     if (statusText !== '') this.res.writeHead(statusCode, statusText, headers);
     else this.res.writeHead(statusCode, headers);
     this.headersSent = true;
@@ -318,4 +322,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
       ),
     );
   }
+}
+
+/** The app's own header wins over the router's default (flat [name, value, ...] list). */
+function hasHeader(headers: readonly string[], lowerName: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === lowerName) return true;
+  return false;
 }
