@@ -10,13 +10,15 @@
  * in time (see loadtest/README.md):
  *   http         constant rate 100…2000 req/s, latency from scheduled send times;
  *   reload       1000 req/s while the app is scaled every 20 s and every 1 s (nginx: reloads);
- *   throughput   closed loop, 50 keep-alive connections (wrk), router / nginx;
+ *   throughput   closed loop, 50 keep-alive connections (wrk), router / nginx, and the floor of
+ *                any Node proxy here (router-bench/node-floor.ts); then a new connection per request;
  *   propagation  control plane's 200 → first answer from the new container;
  *   websocket    1000 WebSockets through 100 scale events: none may drop;
  *   memory       RSS per worker with 100 000 apps and the route cache at its bound.
  * Progress goes to stderr; the Markdown report to stdout and loadtest/reports/router-<time>.md,
  * raw figures to loadtest/reports/router-<time>.json. ROUTER_NODE_ARGS passes flags to the
- * router's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": the report then adds the profile).
+ * router's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": the report then adds the profile);
+ * ROUTER_DIST measures another build (a saved copy of dist/) instead of the checkout's.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -146,9 +148,19 @@ async function machineLine(nginxVersion: string): Promise<string> {
   return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}, nginx ${nginxVersion}, redis ${redis}, wrk ${wrkVersion}; load generator in the same VM on the same cores; load average at start ${load}`;
 }
 
-async function routerLogCounts(router: RouterProcess): Promise<{ errorLines: number; warnLines: number }> {
+async function routerLogCounts(router: RouterProcess): Promise<{ errorLines: number; warnLines: number; samples: string[] }> {
   const count = async (needle: string): Promise<number> => Number((await run('grep', ['-c', '-F', needle, router.logFile], 30_000)).stdout.trim() || 0);
-  return { errorLines: (await count('"level":50')) + (await count('"level":60')), warnLines: await count('"level":40') };
+  // The first few lines go into the report: the log itself is deleted with a successful run.
+  const first = (await run('grep', ['-m', '5', '-E', '"level":(40|50|60)', router.logFile], 30_000)).stdout.split('\n').filter(Boolean);
+  const samples = first.map((line) => {
+    try {
+      const rec = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
+      return `level ${rec.level}: ${rec.msg ?? ''}${rec.err !== undefined ? ` (${typeof rec.err === 'string' ? rec.err : JSON.stringify(rec.err).slice(0, 200)})` : ''}`;
+    } catch {
+      return line.slice(0, 200);
+    }
+  });
+  return { errorLines: (await count('"level":50')) + (await count('"level":60')), warnLines: await count('"level":40'), samples };
 }
 
 async function main(): Promise<void> {
@@ -167,7 +179,10 @@ async function main(): Promise<void> {
     if (interrupted) process.exit(130);
     interrupted = true;
     process.stderr.write('\ninterrupted: stopping every child (Ctrl-C again to quit now)\n');
-    void stopAll().finally(() => process.exit(130));
+    void stopAll().finally(() => {
+      process.stderr.write(`logs kept in ${runDir}\n`);
+      process.exit(130);
+    });
   });
 
   const pools = new Map<string, Pool>();
@@ -221,7 +236,7 @@ async function main(): Promise<void> {
       durationSeconds: 0,
       machine,
       setup,
-      router: { workerDeaths: 0, errorLines: 0, warnLines: 0, logFiles: [] },
+      router: { workerDeaths: 0, errorLines: 0, warnLines: 0, logFiles: [], logSamples: [] },
     };
 
     let router: RouterProcess | null = null;
@@ -235,6 +250,7 @@ async function main(): Promise<void> {
       const counts = await routerLogCounts(r);
       results.router.errorLines += counts.errorLines;
       results.router.warnLines += counts.warnLines;
+      results.router.logSamples.push(...counts.samples);
       results.router.logFiles.push(r.logFile);
       // The primary exits once its workers drained: with --cpu-prof that is when the profiles are written.
       await r.child.stop('SIGTERM', 15_000);

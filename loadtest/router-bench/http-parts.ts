@@ -88,19 +88,30 @@ export interface TopologyResult {
   /** nginx only: reloads nginx logged as performed. */
   reloadsSeen?: number;
   run: Measured<RateResult>;
+  /** For each of the slowest requests, ms since the change before it (NaN: before the first): do they follow changes? */
+  slowestAfterChangeMs: number[];
+}
+
+function sinceChange(run: RateResult, changeAtMs: number[]): number[] {
+  return run.slowest.map((r) => {
+    const before = changeAtMs.filter((c) => c <= r.atMs);
+    return before.length === 0 ? NaN : r.atMs - before[before.length - 1]!;
+  });
 }
 
 /**
  * Calls `change(k)` for k = 1, 2… every `everyMs` within `durationMs`. Offset by half a period
  * so that a 40 s run with a change every 20 s gets two changes, each with traffic after it.
  */
-async function changeEvery(everyMs: number, durationMs: number, change: (k: number) => Promise<void>): Promise<{ changes: number; failures: number }> {
+async function changeEvery(everyMs: number, durationMs: number, change: (k: number) => Promise<void>): Promise<{ changes: number; failures: number; atMs: number[] }> {
   const start = performance.now();
   let changes = 0;
   let failures = 0;
+  const atMs: number[] = [];
   for (let k = 1; (k - 0.5) * everyMs < durationMs; k++) {
     const wait = start + (k - 0.5) * everyMs - performance.now();
     if (wait > 0) await sleep(wait);
+    atMs.push(performance.now() - start);
     try {
       await change(k);
       changes++;
@@ -109,12 +120,12 @@ async function changeEvery(everyMs: number, durationMs: number, change: (k: numb
       process.stderr.write(`  change ${k} failed: ${(err as Error).message}\n`);
     }
   }
-  return { changes, failures };
+  return { changes, failures, atMs };
 }
 
 export async function topology(stack: HttpStack, rate: number, seconds: number, routerEveryMs: number[], nginxEveryMs: number[], warmSeconds: number): Promise<TopologyResult[]> {
   // Changes start with the measured part, after the unrecorded lead-in.
-  const changes = (everyMs: number, change: (k: number) => Promise<void>): Promise<{ changes: number; failures: number }> =>
+  const changes = (everyMs: number, change: (k: number) => Promise<void>): Promise<{ changes: number; failures: number; atMs: number[] }> =>
     sleep(warmSeconds * 1000).then(() => changeEvery(everyMs, seconds * 1000, change));
   const half = Math.floor(stack.backends.length / 2);
   // Two disjoint sets that both answer: every change moves all traffic to other containers.
@@ -131,7 +142,7 @@ export async function topology(stack: HttpStack, rate: number, seconds: number, 
       withCpu(stack, 'router', () => constantRate(stack.pools.get('router')!, router, rate, seconds, warmSeconds)),
       changes(everyMs, (k) => stack.platform.scale(BENCH_APP, sets[k % 2]!)),
     ]);
-    results.push({ label: `router, scale every ${everyMs / 1000} s`, target: 'router', everyMs, changes: changed.changes, changeFailures: changed.failures, run });
+    results.push({ label: `router, scale every ${everyMs / 1000} s`, target: 'router', everyMs, changes: changed.changes, changeFailures: changed.failures, run, slowestAfterChangeMs: sinceChange(run, changed.atMs) });
     stack.progress.note(`${changed.changes} scale events, ${run.errors} errors, p99 ${run.latency.p99.toFixed(2)} ms, max ${run.latency.max.toFixed(1)} ms`);
   }
   await stack.platform.scale(BENCH_APP, stack.backends);
@@ -152,7 +163,7 @@ export async function topology(stack: HttpStack, rate: number, seconds: number, 
     // Old workers finish their connections before the log says they exited; the count only needs the notices.
     await sleep(500);
     const reloadsSeen = (await stack.proxy.reloadsSeen()) - before;
-    results.push({ label: `nginx, reload every ${everyMs / 1000} s`, target: 'nginx', everyMs, changes: changed.changes, changeFailures: changed.failures, reloadsSeen, run });
+    results.push({ label: `nginx, reload every ${everyMs / 1000} s`, target: 'nginx', everyMs, changes: changed.changes, changeFailures: changed.failures, reloadsSeen, run, slowestAfterChangeMs: sinceChange(run, changed.atMs) });
     stack.progress.note(`${changed.changes} reloads (${reloadsSeen} logged by nginx), ${run.errors} errors ${JSON.stringify(run.errorKinds)}, p99 ${run.latency.p99.toFixed(2)} ms, max ${run.latency.max.toFixed(1)} ms`);
   }
   if (nginxEveryMs.length > 0) {

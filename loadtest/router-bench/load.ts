@@ -48,7 +48,11 @@ export interface RateResult {
   lag: Latency;
   /** Response bodies (container ids) and how often each came back. */
   bodies: Record<string, number>;
+  /** The slowest requests: when they were scheduled (ms after the measured part began) and how long they took. */
+  slowest: Array<{ atMs: number; ms: number }>;
 }
+
+const SLOWEST = 10;
 
 export interface PacedTarget {
   name: string;
@@ -93,6 +97,14 @@ export async function constantRate(pool: Pool, target: PacedTarget, rate: number
     if (++finished === total) allDone();
   };
 
+  // Kept sorted, fastest first; a handful of entries, so insertion is cheap.
+  const slowest: Array<{ atMs: number; ms: number }> = [];
+  const noteSlow = (scheduled: number, ms: number): void => {
+    if (slowest.length === SLOWEST && ms <= slowest[0]!.ms) return;
+    slowest.push({ atMs: scheduled - measuredFrom, ms });
+    slowest.sort((a, b) => a.ms - b.ms);
+    if (slowest.length > SLOWEST) slowest.shift();
+  };
   const fire = (scheduled: number): void => {
     const sentAt = performance.now();
     if (scheduled < measuredFrom) {
@@ -106,6 +118,7 @@ export async function constantRate(pool: Pool, target: PacedTarget, rate: number
         const end = performance.now();
         if (res.statusCode !== 200) return fail(`status ${res.statusCode}`);
         latency[ok] = end - scheduled;
+        noteSlow(scheduled, end - scheduled);
         service[ok] = end - sentAt;
         lag[ok] = sentAt - scheduled;
         ok++;
@@ -143,6 +156,7 @@ export async function constantRate(pool: Pool, target: PacedTarget, rate: number
     service: latencyOf(service.subarray(0, ok)),
     lag: latencyOf(lag.subarray(0, ok)),
     bodies,
+    slowest: slowest.reverse(),
   };
 }
 

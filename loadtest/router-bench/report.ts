@@ -22,7 +22,7 @@ export interface Results {
   websocket?: WebSocketResult & { machine?: MachineShare };
   memory?: MemoryResult & { machine?: MachineShare };
   profile?: ProfileSummary | null;
-  router: { workerDeaths: number; errorLines: number; warnLines: number; logFiles: string[] };
+  router: { workerDeaths: number; errorLines: number; warnLines: number; logFiles: string[]; logSamples: string[] };
 }
 
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
@@ -120,6 +120,9 @@ export function renderReport(r: Results): string {
     s.push('## Topology changes under load', '');
     s.push('Router: `scale` events alternating the app between two disjoint sets of containers that all answer. nginx: a new `upstream` written and a reload (SIGHUP, what `nginx -s reload` sends) at each change.', '');
     s.push(topologyTable(r.topology), '');
+    s.push('The 10 slowest requests of each run, and how long after the change before them they were scheduled (ms; a run of small numbers means the changes cause the tail):', '');
+    for (const t of r.topology) s.push(`- ${t.label}: ${t.run.slowest.map((x, i) => `${f1(x.ms)} ms @ +${f1(t.slowestAfterChangeMs[i] ?? NaN)}`).join(', ')}`);
+    s.push('');
   }
   if (r.throughput !== undefined) {
     const t = r.throughput;
@@ -182,5 +185,7 @@ export function renderReport(r: Results): string {
   for (const a of aims(r)) s.push(`| ${a.aim} | ${a.result} | ${a.met === null ? '?' : a.met ? 'yes' : '**no**'} |`);
   s.push('');
   s.push(`Router logs: ${r.router.errorLines} error lines, ${r.router.warnLines} warnings (${r.router.logFiles.join(', ')}; kept with --keep-logs).`, '');
+  for (const line of r.router.logSamples) s.push(`- \`${line.replace(/`/g, "'")}\``);
+  if (r.router.logSamples.length > 0) s.push('');
   return s.join('\n');
 }
