@@ -18,7 +18,9 @@
  *          router worker process (host:pid:start), the scope of batch sequence numbers.
  *   READY  body: empty.
  *   BATCH  body: u48 BE seq, then sections until the end: u8 app length, app (ASCII), u32 BE
- *          data length, data = NDJSON lines of that app, each ending in '\n'.
+ *          data length, data = NDJSON lines of that app, each ending in '\n'. The app is a
+ *          valid app name, or UNROUTED_SECTION for lines of requests that never resolved
+ *          to an app (unknown hosts, malformed requests).
  *   ACK    body: u48 BE seq, u8 status, u32 BE lines accepted, u32 BE lines rejected, UTF-8
  *          message (empty when OK).
  *   ERROR  body: UTF-8 message; the shipper closes the connection after it.
@@ -31,6 +33,9 @@ import { isValidAppName } from './names.js';
 
 /** Sent once by the client before its first frame. */
 export const LOG_PROTOCOL_MAGIC = Buffer.from('RLOG/1\n', 'latin1');
+
+/** The section name of lines with no app ('-' in the line's app field). Never a valid app name. */
+export const UNROUTED_SECTION = '-';
 
 /** A BATCH body over this many bytes is refused (status TOO_LARGE) and skipped. */
 export const MAX_BATCH_BYTES = 1024 * 1024;
@@ -194,7 +199,7 @@ export function decodeSections(body: Buffer): Section[] {
     if (appLen === 0 || at + appLen + 4 > body.length) throw new LogProtocolError('section header runs past the end of the batch');
     const app = body.toString('latin1', at, at + appLen);
     at += appLen;
-    if (!isValidAppName(app)) throw new LogProtocolError(`invalid app name in batch: ${JSON.stringify(app.slice(0, 64))}`);
+    if (app !== UNROUTED_SECTION && !isValidAppName(app)) throw new LogProtocolError(`invalid app name in batch: ${JSON.stringify(app.slice(0, 64))}`);
     const dataLen = body.readUInt32BE(at);
     at += 4;
     if (at + dataLen > body.length) throw new LogProtocolError(`section of ${app} runs past the end of the batch`);
