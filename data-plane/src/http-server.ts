@@ -107,6 +107,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const clamp = (n: number, min: number, max: number): number => Math.min(max, Math.max(min, Math.floor(n)));
 /** After the deadline: how long responses just written (503s) get to flush before sockets are cut. */
 const FLUSH_GRACE_MS = 200;
+/** After the deadline: how long a WebSocket client gets to answer the router's close frame. */
+const GOING_AWAY_GRACE_MS = 2_000;
 
 export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const { config } = deps;
@@ -152,12 +154,15 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     return closedPromise;
   };
 
-  const endEverything = async (closed: Promise<void>): Promise<void> => {
+  const endEverything = async (closed: Promise<void>, goodbyeMs: number): Promise<void> => {
     for (const ex of [...ctx.exchanges]) ex.shutdown();
-    for (const t of [...ctx.tunnels]) t.shutdown();
+    for (const t of [...ctx.tunnels]) t.shutdown(goodbyeMs);
     server.closeIdleConnections();
     await Promise.race([closed, sleep(FLUSH_GRACE_MS)]);
     server.closeAllConnections();
+    // WebSockets told to go away close themselves once their client answers (or are cut at goodbyeMs).
+    const until = performance.now() + goodbyeMs + FLUSH_GRACE_MS;
+    while (ctx.tunnels.size > 0 && performance.now() < until) await sleep(20);
   };
 
   return {
@@ -184,7 +189,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
         // Keep-alive sockets whose last response just ended become idle: close them as they do.
         server.closeIdleConnections();
       }
-      await endEverything(closed);
+      await endEverything(closed, GOING_AWAY_GRACE_MS);
       clearInterval(sweep);
       if (ownsPools) {
         await Promise.race([ctx.pools.close(), sleep(Math.max(FLUSH_GRACE_MS, deadline - performance.now()))]);
@@ -195,7 +200,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     async close() {
       const closed = stopAccepting();
       clearInterval(sweep);
-      await endEverything(closed);
+      await endEverything(closed, 0);
       if (ownsPools) await ctx.pools.destroy();
     },
 

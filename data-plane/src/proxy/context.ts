@@ -30,7 +30,8 @@ export interface LiveExchange {
 
 /** An open WebSocket tunnel. */
 export interface LiveTunnel {
-  shutdown(): void;
+  /** Drain deadline (graceMs > 0: close frame 1001, then cut after graceMs) or close (0: cut now). */
+  shutdown(graceMs?: number): void;
 }
 
 export interface ProxyContext {

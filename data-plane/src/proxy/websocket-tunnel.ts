@@ -17,6 +17,7 @@ import { emitAccessLine, lookupFailureCode, statusOf, type LiveTunnel, type Prox
 import { rawErrorResponse, wantsJson } from './error-page.js';
 import { RequestHead } from './headers.js';
 import { MAX_ATTEMPTS } from './upstream-errors.js';
+import { FrameCursor, GOING_AWAY_FRAME } from './websocket-frames.js';
 
 const kTunnel = Symbol('tunnel');
 
@@ -51,6 +52,15 @@ function onUpstreamFirstData(this: TaggedSocket, chunk: Buffer): void {
   const t = this[kTunnel];
   if (t !== undefined) t.status = statusOfResponse(chunk);
 }
+/** Registered after the pipe's own listener: sees each chunk once the client was sent it. */
+function onUpstreamData(this: TaggedSocket, chunk: Buffer): void {
+  this[kTunnel]?.frames.observe(chunk);
+}
+/** While going away: forward up to the next frame boundary, then say goodbye. */
+function onUpstreamDataGoingAway(this: TaggedSocket, chunk: Buffer): void {
+  this[kTunnel]?.forwardUntilBoundary(chunk);
+}
+function discard(): void {}
 
 /** The status of an HTTP/1.x status line at the start of `chunk`; 0 when it is not one. */
 function statusOfResponse(chunk: Buffer): number {
@@ -84,6 +94,9 @@ export class Tunnel implements LiveTunnel {
   private pickedAt = 0;
   private connectMs = 0;
   private openedAt = 0;
+  /** Frame boundaries of what the client was sent, for a clean close when draining. */
+  readonly frames = new FrameCursor();
+  private goingAway = false;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -179,6 +192,7 @@ export class Tunnel implements LiveTunnel {
     const client = this.client;
     client.pipe(up);
     up.pipe(client);
+    up.on('data', onUpstreamData);
     client.setTimeout(this.ctx.config.wsIdleTimeoutMs);
     client.on('timeout', onSocketIdle);
     up.setTimeout(this.ctx.config.wsIdleTimeoutMs);
@@ -188,6 +202,7 @@ export class Tunnel implements LiveTunnel {
   /** Ends the session (once): both sockets closed, one access-log line. */
   close(code: string): void {
     if (this.done) return;
+    if (this.goingAway) code = 'DRAINING';
     if (!this.open) {
       // The client left while the route or the container connection was pending.
       this.upstream?.destroy();
@@ -206,8 +221,49 @@ export class Tunnel implements LiveTunnel {
     this.finish(code, this.status);
   }
 
-  shutdown(): void {
-    this.close('DRAINING');
+  /**
+   * The drain deadline: a WebSocket gets a close frame 1001 at the next frame boundary and
+   * the client's answer is passed on to the container, so both ends see a clean close; the
+   * client then ends the connection (RFC 6455 7.1.1) and `close` logs it. A session whose
+   * frames cannot be followed (not a 101), or a client that never answers within
+   * `graceMs`, is cut.
+   */
+  shutdown(graceMs = 0): void {
+    if (this.done) return;
+    if (!this.open || graceMs <= 0 || this.status !== 101 || !this.frames.followable() || this.upstream === null) {
+      this.close('DRAINING');
+      return;
+    }
+    if (this.goingAway) return;
+    this.goingAway = true;
+    const up = this.upstream;
+    up.unpipe(this.client);
+    up.removeListener('data', onUpstreamData);
+    up.on('data', onUpstreamDataGoingAway);
+    up.resume();
+    const timer = setTimeout(() => this.close('DRAINING'), graceMs);
+    timer.unref();
+    this.client.once('close', () => clearTimeout(timer));
+    if (this.frames.atBoundary()) this.sayGoodbye();
+  }
+
+  forwardUntilBoundary(chunk: Buffer): void {
+    const end = this.frames.untilBoundary(chunk);
+    if (end === -1) {
+      if (!this.frames.followable()) return this.close('DRAINING');
+      this.client.write(chunk);
+      return;
+    }
+    if (end > 0) this.client.write(chunk.subarray(0, end));
+    this.sayGoodbye();
+  }
+
+  private sayGoodbye(): void {
+    const up = this.upstream!;
+    up.removeListener('data', onUpstreamDataGoingAway);
+    // The container's own close frame, answering the client's, has nowhere to go now.
+    up.on('data', discard);
+    this.client.write(GOING_AWAY_FRAME);
   }
 
   fail(code: RouterErrorCode): void {
