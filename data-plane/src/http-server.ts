@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AcmeResponder } from './acme/acme-responder.js';
@@ -148,9 +148,16 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   sweep.unref();
 
   let closedPromise: Promise<void> | null = null;
+  let allConnectionsGone = false;
   const stopAccepting = (): Promise<void> => {
     ctx.draining = true;
-    closedPromise ??= new Promise((resolve) => server.close(() => resolve()));
+    // net.Server's close, not http.Server's: the latter also cuts idle keep-alive sockets at
+    // once, racing a request the client may be sending on one, which then fails. Idle
+    // sockets are left to the keep-alive timeout, which clients such as undici anticipate;
+    // a request that still arrives on one is answered, with Connection: close.
+    closedPromise ??= new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())).then(() => {
+      allConnectionsGone = true;
+    });
     return closedPromise;
   };
 
@@ -183,11 +190,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     async drain(timeoutMs) {
       const closed = stopAccepting();
       const deadline = performance.now() + timeoutMs;
-      server.closeIdleConnections();
-      while ((ctx.exchanges.size > 0 || ctx.tunnels.size > 0) && performance.now() < deadline) {
+      while ((ctx.exchanges.size > 0 || ctx.tunnels.size > 0 || !allConnectionsGone) && performance.now() < deadline) {
         await sleep(Math.min(50, Math.max(1, deadline - performance.now())));
-        // Keep-alive sockets whose last response just ended become idle: close them as they do.
-        server.closeIdleConnections();
       }
       await endEverything(closed, GOING_AWAY_GRACE_MS);
       clearInterval(sweep);

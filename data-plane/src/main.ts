@@ -46,6 +46,8 @@ async function runSingle(config: RouterConfig): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Replacing the code in place takes a primary that outlives its workers.
+  process.on('SIGHUP', () => log.warn('SIGHUP ignored: a zero-downtime upgrade needs the cluster primary (ROUTER_WORKERS other than 1)'));
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * The cluster primary: forks ROUTER_WORKERS workers with round-robin accept, replaces a
  * worker that dies, serves the admin endpoints for all of them (metrics aggregated over
- * IPC, ready only when every worker is), and on SIGTERM tells each worker to drain.
+ * IPC, ready only when every worker is), replaces its workers one by one on SIGHUP
+ * (zero-downtime upgrade), and on SIGTERM tells each worker to drain.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -15,6 +16,8 @@ type Readiness = Extract<WorkerToPrimary, { type: 'router:readiness' }>;
 const READINESS_TIMEOUT_MS = 1000;
 /** A worker that keeps dying right after start is replaced with a growing delay. */
 const RESTART_WINDOW_MS = 10_000;
+/** How long a worker started by an upgrade may take to report ready. */
+const UPGRADE_READY_TIMEOUT_MS = 30_000;
 
 export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ adminPort: number }> {
   // Round-robin accept in the primary: the kernel's default spreads connections unevenly
@@ -35,28 +38,43 @@ export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ a
     onAllListening = resolve;
   });
 
-  const fork = (): void => {
+  /** Workers that take new connections; a worker retired by an upgrade leaves this set and drains. */
+  const active = new Set<number>();
+  const retiring = new Set<number>();
+
+  /** Resolves once the worker listens (true), or false if it exits first. */
+  const fork = (): Promise<{ worker: Worker; listening: boolean }> => {
     const worker = cluster.fork();
-    worker.on('message', (message: unknown) => {
-      if (isMessage<Extract<WorkerToPrimary, { type: 'router:listening' }>>(message, 'router:listening')) {
-        listening.set(worker.id, message.port);
-        log.info({ worker: worker.id, workerPid: worker.process.pid, port: message.port }, 'router worker listening');
-        if (listening.size >= config.workers) onAllListening();
-      }
+    return new Promise((resolve) => {
+      worker.on('message', (message: unknown) => {
+        if (isMessage<Extract<WorkerToPrimary, { type: 'router:listening' }>>(message, 'router:listening')) {
+          listening.set(worker.id, message.port);
+          active.add(worker.id);
+          log.info({ worker: worker.id, workerPid: worker.process.pid, port: message.port }, 'router worker listening');
+          if (listening.size >= config.workers) onAllListening();
+          resolve({ worker, listening: true });
+        }
+      });
+      worker.once('exit', () => resolve({ worker, listening: false }));
     });
   };
 
   cluster.on('exit', (worker, code, signal) => {
     listening.delete(worker.id);
+    active.delete(worker.id);
+    if (retiring.delete(worker.id)) {
+      log.info({ worker: worker.id, workerPid: worker.process.pid, code }, 'retired router worker finished draining');
+      return;
+    }
     if (stopping) return;
     log.error({ worker: worker.id, workerPid: worker.process.pid, code, signal }, 'router worker died; replacing it');
     const now = Date.now();
     recentDeaths.push(now);
     while (recentDeaths.length > 0 && recentDeaths[0]! < now - RESTART_WINDOW_MS) recentDeaths.shift();
-    setTimeout(fork, Math.min(100 * 2 ** Math.max(0, recentDeaths.length - 2), 5000));
+    setTimeout(() => void fork(), Math.min(100 * 2 ** Math.max(0, recentDeaths.length - 2), 5000));
   });
 
-  for (let i = 0; i < config.workers; i++) fork();
+  for (let i = 0; i < config.workers; i++) void fork();
   await allListening;
 
   const ask = (worker: Worker): Promise<Readiness | null> =>
@@ -77,6 +95,68 @@ export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ a
       send(worker, { type: 'router:readiness?', id });
     });
 
+  const activeWorkers = (): Worker[] => [...active].map((id) => cluster.workers?.[id]).filter((w): w is Worker => w !== undefined);
+
+  /** Polls a fresh worker until it says it is ready (routes resolvable, subscriber live). */
+  const becomesReady = async (worker: Worker): Promise<boolean> => {
+    const deadline = Date.now() + UPGRADE_READY_TIMEOUT_MS;
+    while (Date.now() < deadline && !worker.isDead()) {
+      if ((await ask(worker))?.ready === true) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
+  };
+
+  /**
+   * Zero-downtime upgrade: each worker in turn is replaced by one running the code now on
+   * disk. The new one must listen and report ready before the old one stops accepting and
+   * drains (its WebSockets stay until they close or ROUTER_DRAIN_TIMEOUT, then get 1001).
+   * A new worker that fails to get ready stops the upgrade: the old ones keep serving.
+   */
+  const upgrade = async (): Promise<void> => {
+    const old = activeWorkers();
+    log.info({ workers: old.length }, 'upgrading router workers one at a time');
+    for (const previous of old) {
+      if (stopping) return;
+      const { worker, listening: up } = await fork();
+      if (!up || !(await becomesReady(worker))) {
+        log.error({ worker: worker.id }, 'a new router worker did not get ready; upgrade stopped, the current workers keep serving');
+        if (!worker.isDead()) {
+          retiring.add(worker.id);
+          active.delete(worker.id);
+          worker.process.kill('SIGKILL');
+        }
+        return;
+      }
+      if (previous.isDead()) continue;
+      active.delete(previous.id);
+      retiring.add(previous.id);
+      send(previous, { type: 'router:drain' });
+      log.info({ retired: previous.id, replacement: worker.id }, 'router worker replaced; the old one drains');
+    }
+    log.info('router workers upgraded');
+  };
+  let upgrading: Promise<void> | null = null;
+  let upgradeAgain = false;
+  const requestUpgrade = (): void => {
+    if (stopping) return;
+    // A SIGHUP during an upgrade means newer code again: one more pass after this one.
+    if (upgrading !== null) {
+      upgradeAgain = true;
+      return;
+    }
+    upgrading = upgrade()
+      .catch((err: unknown) => log.error({ err }, 'upgrade failed'))
+      .finally(() => {
+        upgrading = null;
+        if (upgradeAgain) {
+          upgradeAgain = false;
+          requestUpgrade();
+        }
+      });
+  };
+  process.on('SIGHUP', requestUpgrade);
+
   let admin: AdminServer | null = null;
   admin = await startAdminServer(
     {
@@ -85,9 +165,10 @@ export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ a
         return { contentType: aggregator.contentType, body };
       },
       async readiness() {
-        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+        // Retiring workers drain and no longer take connections: they do not count.
+        const workers = activeWorkers();
         const answers = await Promise.all(workers.map(ask));
-        const ready = !stopping && workers.length === config.workers && answers.every((a) => a?.ready === true);
+        const ready = !stopping && workers.length >= config.workers && answers.every((a) => a?.ready === true);
         return { ready, detail: { workers: answers.map((a, i) => ({ id: workers[i]!.id, ready: a?.ready ?? false, ...(a?.detail ?? { error: 'no answer' }) })) } };
       },
     },

@@ -38,9 +38,10 @@ export async function runWorker(config: RouterConfig, log: Logger): Promise<void
       send({ type: 'router:readiness', id: message.id, ready: r.ready && !draining, detail: r.detail });
     }
   });
-  // The primary handles signals for the whole group; a worker ignores them so a Ctrl-C to
-  // the process group does not cut its drain short.
+  // The primary handles signals for the whole group; a worker ignores them so a Ctrl-C (or a
+  // hangup) to the process group does not cut its drain short.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => undefined);
+  process.on('SIGHUP', () => undefined);
   process.on('disconnect', drain);
 }
