@@ -14,6 +14,8 @@
  * | `<p>sig:<signature>`     | string | control plane | control plane (replay guard, with TTL) |
  * | `<p>acme:<token>`        | string | control plane | routers (HTTP-01 answer, with TTL) |
  * | `<p>invalidations`       | channel| control plane | routers                  |
+ * | `<p>routers`             | zset   | routers (heartbeat) | control plane (fleet view): id → last beat ms |
+ * | `<p>router:<id>`         | string | routers (heartbeat, with TTL) | control plane (fleet.ts record) |
  */
 export class KeySchema {
   readonly prefix: string;
@@ -26,6 +28,14 @@ export class KeySchema {
     this.versionKey = `${prefix}version`;
     this.appsIndexKey = `${prefix}apps`;
     this.invalidationChannel = `${prefix}invalidations`;
+    this.routersIndexKey = `${prefix}routers`;
+  }
+
+  readonly routersIndexKey: string;
+
+  /** `id` from proto/fleet.ts `routerId` (host:pid), never from a request. */
+  router(id: string): string {
+    return `${this.prefix}router:${id}`;
   }
 
   app(name: string): string {

@@ -14,6 +14,7 @@ import { GrpcFront } from './grpc/grpc-server.js';
 import { buildRestServer } from './http/rest-server.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { AcmeStore } from './store/acme-store.js';
+import { FleetStore } from './store/fleet-store.js';
 import { RouteStore } from './store/route-store.js';
 
 export interface ControlPlane {
@@ -39,7 +40,7 @@ export async function startControlPlane(config: ControlPlaneConfig, log: Logger)
   const auth = new Authenticator({ tokens: config.tokens ?? [], hookSecret: config.hookSecret }, store, metrics);
 
   const acme = new AcmeChallengeService(new AcmeStore(redis, keys), (err, operation) => service.toApiError(err, operation));
-  const rest = buildRestServer({ service, acme, auth, metrics, log, platformDomain: config.platformDomain });
+  const rest = buildRestServer({ service, acme, auth, metrics, log, platformDomain: config.platformDomain, fleet: new FleetStore(redis, keys) });
   const grpc = new GrpcFront({ service, auth, log, platformDomain: config.platformDomain });
   try {
     await rest.listen({ host: config.host, port: config.port });

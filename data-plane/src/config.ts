@@ -24,6 +24,7 @@ export const routerVariables = {
   wsIdleTimeoutMs: ms('ROUTER_WS_IDLE_TIMEOUT', 'A WebSocket with no traffic either way for this long is closed', 60_000),
   headersTimeoutMs: ms('ROUTER_HEADERS_TIMEOUT', 'A client must send its request headers within this time (slowloris)', 10_000),
   maxInflightPerApp: withDefault('ROUTER_MAX_INFLIGHT_PER_APP', 'Requests in flight per app on this router before 503 BACKLOG_TOO_DEEP (each worker enforces its share).', parse.integer(1, 1_000_000), 1000),
+  heartbeatIntervalMs: ms('ROUTER_HEARTBEAT_INTERVAL', 'How often each worker writes its fleet-view record (GET /v1/routers); a router silent for 3 intervals disappears from it', 5_000, 600_000),
   drainTimeoutMs: ms('ROUTER_DRAIN_TIMEOUT', 'On SIGTERM, how long in-flight requests and WebSockets may finish', 30_000),
   ejectMs: ms('ROUTER_EJECT_TIME', 'How long a container that refused or timed out a connection is skipped', 10_000),
   connectTimeoutMs: ms('ROUTER_CONNECT_TIMEOUT', 'TCP connect timeout to a container', 5_000),

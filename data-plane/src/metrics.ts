@@ -94,6 +94,13 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  readonly configVersionLag = new Gauge({
+    name: 'router_config_version_lag',
+    help: 'Versions between the control plane\'s current config version and the last one applied, read at each fleet heartbeat (max across workers).',
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
   readonly secondsSinceMessage = new Gauge({
     name: 'router_invalidation_silence_seconds',
     help: 'Seconds since the last invalidation message or subscriber ping reply (max across workers).',

@@ -2,6 +2,7 @@
  * One router process: its Redis connections, the route resolver, the public server. Used
  * by each cluster worker, by a single-process router (ROUTER_WORKERS=1), and by tests.
  */
+import cluster from 'node:cluster';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { keyRingFrom } from '../../proto/key-envelope.js';
@@ -10,6 +11,7 @@ import { connectRedis } from '../../proto/redis-connection.js';
 import { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
 import { createRouterServer, createSharedProxyState, type RouterServer } from './http-server.js';
+import { Heartbeat } from './fleet/heartbeat.js';
 import { RouterMetrics } from './metrics.js';
 import type { AccessLogLine } from './proxy/access-log.js';
 import { RedisRouteResolver } from './routing/route-resolver.js';
@@ -102,11 +104,19 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
   const httpsServer = createRouterServer({ ...common, tls: certificates.tlsOptions() });
   const port = await server.listen(config.host, options.port ?? config.httpPort);
   const httpsPort = await httpsServer.listen(config.host, options.httpsPort ?? config.httpsPort);
+  const stats = (): { inflight: number; websockets: number } => {
+    const plain = server.stats();
+    const tls = httpsServer.stats();
+    return { inflight: plain.inflight + tls.inflight, websockets: plain.websockets + tls.websockets };
+  };
+  const heartbeat = new Heartbeat({ redis, keys, metrics, log, intervalMs: config.heartbeatIntervalMs, worker: cluster.worker?.id ?? 0, source: { status: () => resolver.status(), stats } });
+  heartbeat.start();
 
   let closed = false;
   const release = async (): Promise<void> => {
     if (closed) return;
     closed = true;
+    await heartbeat.stop();
     await resolver.close();
     redis.disconnect();
     subscriber.disconnect();
@@ -123,9 +133,7 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     certificates,
     readiness() {
       const ready = resolver.ready(config.maxStalenessMs);
-      const plain = server.stats();
-      const tls = httpsServer.stats();
-      return { ready, detail: { ...resolver.status(), inflight: plain.inflight + tls.inflight, websockets: plain.websockets + tls.websockets, certCacheSize: certificates.cache.size } };
+      return { ready, detail: { ...resolver.status(), ...stats(), certCacheSize: certificates.cache.size } };
     },
     async drain(timeoutMs) {
       await Promise.all([server.drain(timeoutMs), httpsServer.drain(timeoutMs)]);

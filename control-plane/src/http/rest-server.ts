@@ -21,6 +21,8 @@ declare module 'fastify' {
 
 export const BODY_LIMIT = 1024 * 1024;
 
+import type { FleetStore } from '../store/fleet-store.js';
+
 export interface RestServerDeps {
   service: EventService;
   acme: AcmeChallengeService;
@@ -28,6 +30,7 @@ export interface RestServerDeps {
   metrics: ControlPlaneMetrics;
   log: Logger;
   platformDomain: string;
+  fleet: FleetStore;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -75,7 +78,7 @@ function queryParams(req: FastifyRequest, allowed: readonly string[]): Record<st
 }
 
 export function buildRestServer(deps: RestServerDeps): FastifyInstance {
-  const { service, acme, auth, metrics, log, platformDomain } = deps;
+  const { service, acme, auth, metrics, log, platformDomain, fleet } = deps;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Our error handler logs refusals with their code; per-request lines would only add noise.
@@ -153,6 +156,14 @@ export function buildRestServer(deps: RestServerDeps): FastifyInstance {
       });
 
       v1.get<{ Params: { hostname: string } }>('/routes/:hostname', async (req) => routeView(await service.resolveHost(req.params.hostname)));
+
+      v1.get('/routers', async () => {
+        try {
+          return await fleet.list();
+        } catch (err) {
+          throw service.toApiError(err, 'list_routers');
+        }
+      });
 
       v1.put<{ Params: { token: string } }>('/acme-challenges/:token', async (req) => acme.put(req.params.token, req.body));
       v1.delete<{ Params: { token: string } }>('/acme-challenges/:token', async (req) => acme.delete(req.params.token));
