@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { signBody } from '../control-plane/src/auth.js';
+import { signBody } from '../proto/hook-signature.js';
 import { EncryptionKey } from '../proto/key-envelope.js';
 import { startDemoApp, type DemoApp } from './demo-app.js';
 import { RedisServerMissingError, startEmbeddedRedis, type EmbeddedRedis } from './embedded-redis.js';

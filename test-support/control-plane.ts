@@ -8,7 +8,7 @@ import { KeySchema } from '../proto/keys.js';
 import { decodeInvalidation, type Invalidation } from '../proto/invalidation.js';
 import { loadControlPlaneConfig } from '../control-plane/src/config.js';
 import { startControlPlane, type ControlPlane } from '../control-plane/src/control-plane.js';
-import { signBody } from '../control-plane/src/auth.js';
+import { signBody } from '../proto/hook-signature.js';
 import { deleteByPrefix, redisUrl, uniquePrefix } from './redis.js';
 
 export const TEST_TOKEN = 'test-token-0123456789';

@@ -8,11 +8,11 @@
  * cannot be replayed, by this instance or any other.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { SIGNATURE_HEADER, SIGNATURE_WINDOW_SECONDS } from '../../proto/hook-signature.js';
 import { ApiError } from './errors.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
-export const SIGNATURE_HEADER = 'x-platform-signature';
-export const SIGNATURE_WINDOW_SECONDS = 300;
+export { SIGNATURE_HEADER, SIGNATURE_WINDOW_SECONDS, signBody } from '../../proto/hook-signature.js';
 const SIGNATURE_RE = /^t=([0-9]{1,12}),v1=([0-9a-f]{64})$/;
 
 export interface AuthOptions {
@@ -33,10 +33,6 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
-export function signBody(secret: string, body: Buffer | string, timestamp: number = Math.floor(Date.now() / 1000)): string {
-  const mac = createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
-  return `t=${timestamp},v1=${mac}`;
-}
 
 export class Authenticator {
   private readonly tokenDigests: Buffer[];
