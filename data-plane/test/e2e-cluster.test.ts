@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import tls from 'node:tls';
 import { startHarness, type Harness } from '../../test-support/control-plane.js';
 import { spawnRouter, type RouterProcess } from '../../test-support/router-process.js';
 import { eventually, routerRequest, startUpstream, type Upstream } from '../../test-support/router.js';
@@ -43,6 +44,22 @@ test('two workers serve; metrics are aggregated on the admin port; readiness cov
   assert.equal(JSON.parse(ready.body).workers.length, 2);
   const wrongPort = await routerRequest(httpPort, 'clustered.localhost', '/metrics');
   assert.equal(wrongPort.body.startsWith('slow'), true, '/metrics on the public port is the app\'s, not the router\'s');
+});
+
+test('every worker serves the one default certificate the primary generated', async () => {
+  const fingerprints = new Set<string>();
+  for (let i = 0; i < 8; i++) {
+    fingerprints.add(
+      await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: router.httpsPort, rejectUnauthorized: false }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256);
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      }),
+    );
+  }
+  assert.equal(fingerprints.size, 1, 'round-robin accept spread these over both workers');
 });
 
 test('a crashed worker is replaced and traffic keeps flowing', async () => {
