@@ -221,11 +221,9 @@ test('a flood of random SNI names costs one lookup each, then none, and never de
     floodDone = true;
   });
   await sleep(50);
-  const t0 = performance.now();
+  // Not a timing: the cached name's handshake must finish while the flood still waits on its lookups.
   assert.equal((await handshake(known)).cn, known);
-  const knownMs = performance.now() - t0;
   assert.equal(floodDone, false, 'the cached name completed while the flood was still waiting on lookups');
-  assert.ok(knownMs < 300, `cached handshake took ${knownMs} ms during the flood`);
   await running;
 
   const firstFlood = lookups.slice(before).filter((n) => n.includes(`flood${tag}`)).length;
