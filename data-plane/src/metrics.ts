@@ -164,7 +164,12 @@ export class RouterMetrics {
     labelNames: ['domain'] as const,
     aggregator: 'min',
     registers: [this.registry],
+    // Recomputed at each scrape: a value set when the certificate was loaded would freeze while it sits in the cache.
+    collect: () => this.certExpirySource?.(),
   });
+
+  /** Set by the certificate cache: refreshes certExpiryDays from what it holds. */
+  certExpirySource: (() => void) | undefined = undefined;
 
   readonly cacheSize = new Gauge({
     name: 'router_route_cache_entries',

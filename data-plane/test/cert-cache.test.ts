@@ -92,3 +92,20 @@ test('invalidating a wildcard drops every name cached through it, and the unknow
   assert.equal(cache.get('c.y.test'), undefined, 'negative entries cleared by a wildcard change');
   assert.equal(cache.get('d.z.test')?.domain, 'd.z.test', 'other certificates kept');
 });
+
+test('days until expiry are computed at each scrape, not frozen at load', async () => {
+  // An hour in: the certificate (valid 10 days from its load) has 9 whole days left.
+  let now = Date.now() + 3_600_000;
+  const source = manualSource();
+  const metrics = new RouterMetrics(10);
+  const cache = new CertCache({ source, max: 10, negativeTtlMs: 60_000, metrics, log: pino({ level: 'silent' }), clock: () => now });
+  const load = cache.load('days.x.test');
+  source.release('days.x.test', 'days.x.test');
+  await load;
+  const days = async (): Promise<number> => Number(/router_cert_expiry_days\{domain="days\.x\.test"\} (-?\d+)/.exec(await metrics.registry.metrics())?.[1]);
+  assert.equal(await days(), 9);
+  now += 3 * 86_400_000;
+  assert.equal(await days(), 6, 'three days later');
+  cache.invalidate(['days.x.test']);
+  assert.ok(Number.isNaN(await days()), 'gone with its last cached name');
+});

@@ -48,6 +48,8 @@ export class CertCache {
   /** name → when it stops being known as unknown. */
   private readonly negative: LRUCache<string, number>;
   private readonly byDomain = new Map<string, Set<string>>();
+  /** notAfter of each stored domain with a cached name: the expiry gauge is computed from it at each scrape. */
+  private readonly expiry = new Map<string, number>();
   private readonly inflight = new Map<string, Lookup>();
   private readonly counted: { hit: () => void; miss: () => void; negative: () => void };
 
@@ -57,6 +59,10 @@ export class CertCache {
     this.metrics = options.metrics;
     this.log = options.log;
     this.clock = options.clock ?? Date.now;
+    this.metrics.certExpirySource = () => {
+      const now = this.clock();
+      for (const [domain, notAfterMs] of this.expiry) this.metrics.certExpiryDays.set({ domain }, Math.floor((notAfterMs - now) / DAY_MS));
+    };
     this.positive = new LRUCache({ max: options.max, dispose: (cert, name) => this.unindex(cert.domain, name) });
     this.negative = new LRUCache({ max: options.max });
     const c = options.metrics.certCache;
@@ -155,7 +161,7 @@ export class CertCache {
     let names = this.byDomain.get(cert.domain);
     if (names === undefined) this.byDomain.set(cert.domain, (names = new Set()));
     names.add(lookup.name);
-    this.metrics.certExpiryDays.set({ domain: cert.domain }, Math.floor((cert.notAfterMs - this.clock()) / DAY_MS));
+    this.expiry.set(cert.domain, cert.notAfterMs);
     this.log.debug({ sni: lookup.name, domain: cert.domain, fingerprint256: cert.fingerprint256 }, 'certificate loaded');
   }
 
@@ -165,6 +171,7 @@ export class CertCache {
     names.delete(name);
     if (names.size === 0) {
       this.byDomain.delete(domain);
+      this.expiry.delete(domain);
       this.metrics.certExpiryDays.remove({ domain });
     }
   }
