@@ -31,6 +31,9 @@ export interface CertificatesOptions {
   log: Logger;
 }
 
+/** The same on every router of every fleet: tickets are told apart by their key, not by this. */
+export const SESSION_ID_CONTEXT = 'platform-router';
+
 /**
  * Node's default list with each ECDHE-ECDSA suite moved ahead of the ECDHE-RSA ones, used in
  * the server's order. In TLS 1.2 the suite picks the certificate, and the connection holds
@@ -68,6 +71,10 @@ export class Certificates {
       cert: this.defaults.fallbackPem.cert,
       key: this.defaults.fallbackPem.key,
       minVersion: 'TLSv1.2',
+      // OpenSSL resumes a session only under the session id context it was issued in, and
+      // Node's default is a hash of process.argv: routers started from another path or with
+      // other arguments would refuse each other's tickets (ticket-keys.ts shares the key).
+      sessionIdContext: SESSION_ID_CONTEXT,
       // ECDSA suites first, in our order: see ecdsaFirst.
       ciphers: ecdsaFirst(DEFAULT_CIPHERS),
       honorCipherOrder: true,
