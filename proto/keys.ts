@@ -13,6 +13,7 @@
  * | `<p>event:<event id>`    | string | control plane | control plane (idempotency, with TTL) |
  * | `<p>sig:<signature>`     | string | control plane | control plane (replay guard, with TTL) |
  * | `<p>acme:<token>`        | string | control plane | routers (HTTP-01 answer, with TTL) |
+ * | `<p>tls-ticket-key:<period>:<epoch>` | string | routers | routers (sealed TLS ticket key, with TTL) |
  * | `<p>invalidations`       | channel| control plane | routers                  |
  * | `<p>routers`             | zset   | routers (heartbeat) | control plane (fleet view): id → last beat ms |
  * | `<p>router:<id>`         | string | routers (heartbeat, with TTL) | control plane (fleet.ts record) |
@@ -62,6 +63,17 @@ export class KeySchema {
   /** `token` already checked by proto/acme.ts `isValidAcmeToken`; the value is the key authorization. */
   acmeChallenge(token: string): string {
     return `${this.prefix}acme:${token}`;
+  }
+
+  /**
+   * The TLS session ticket key of one time window [epoch × periodMs, (epoch + 1) × periodMs),
+   * written by the first router that needs it (SET NX) and sealed (proto/ticket-key.ts). The
+   * period is part of the name: routers configured with different periods (during a rolling
+   * change of TLS_TICKET_KEY_ROTATE) number their windows differently and must not mistake
+   * each other's keys for their own.
+   */
+  ticketKey(periodMs: number, epoch: number): string {
+    return `${this.prefix}tls-ticket-key:${periodMs}:${epoch}`;
   }
 }
 

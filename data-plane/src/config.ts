@@ -36,6 +36,12 @@ export const routerVariables = {
   defaultKeyFile: optional('ROUTER_DEFAULT_KEY', 'Path of the PEM private key of ROUTER_DEFAULT_CERT.', parse.string),
   platformCertFile: optional('ROUTER_PLATFORM_CERT', 'Path of the PEM chain of the *.<PLATFORM_DOMAIN> wildcard certificate served for <app>.<PLATFORM_DOMAIN> (with ROUTER_PLATFORM_KEY). Unset: those names get the default certificate.', parse.string),
   platformKeyFile: optional('ROUTER_PLATFORM_KEY', 'Path of the PEM private key of ROUTER_PLATFORM_CERT.', parse.string),
+  ticketKeyRotateMs: withDefault(
+    'TLS_TICKET_KEY_ROTATE',
+    'Lifetime of the TLS session ticket key shared by every router through Redis (milliseconds): all routers switch to a new key at the same multiples of it since the Unix epoch, and sessions issued under the previous key then need one full handshake.',
+    parse.integer(1000, 604_800_000),
+    43_200_000,
+  ),
 };
 
 export type RouterConfig = ConfigOf<typeof routerVariables>;

@@ -84,16 +84,28 @@ export interface RouterServer {
   /** Ends everything now (as drain's deadline does) and releases the pools. */
   close(): Promise<void>;
   stats(): { inflight: number; websockets: number };
+  /** TLS handshakes completed and resumed on this listener (zeros on a plain one). */
+  handshakes(): { handshakes: number; resumed: number };
+}
+
+/** Handshakes of this listener, for /readyz's per-worker detail (metrics are summed across workers). */
+interface HandshakeCounts {
+  handshakes: number;
+  resumed: number;
 }
 
 /** The HTTPS variant: same HTTP handling, plus handshake metrics (not per request). */
-function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions): https.Server {
+function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions, counts: HandshakeCounts): https.Server {
   const server = https.createServer({ ...tls, ...httpOptions });
   const ok = deps.metrics.tlsHandshakes.labels('ok');
   const failed = deps.metrics.tlsHandshakes.labels('error');
   server.on('secureConnection', (socket: TLSSocket) => {
     ok.inc();
-    if (socket.isSessionReused()) deps.metrics.tlsResumed.inc();
+    counts.handshakes++;
+    if (socket.isSessionReused()) {
+      deps.metrics.tlsResumed.inc();
+      counts.resumed++;
+    }
   });
   server.on('tlsClientError', (err: Error) => {
     failed.inc();
@@ -138,7 +150,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     // Missing Host is answered by the proxy (400 BAD_HOST, logged), not by Node.
     requireHostHeader: false,
   };
-  const server = deps.tls === undefined ? http.createServer(httpOptions) : createTlsServer(deps, httpOptions, deps.tls);
+  const counts: HandshakeCounts = { handshakes: 0, resumed: 0 };
+  const server = deps.tls === undefined ? http.createServer(httpOptions) : createTlsServer(deps, httpOptions, deps.tls, counts);
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
@@ -210,6 +223,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
 
     stats() {
       return { inflight: ctx.exchanges.size, websockets: ctx.tunnels.size };
+    },
+
+    handshakes() {
+      return { ...counts };
     },
   };
 }

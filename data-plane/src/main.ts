@@ -10,6 +10,7 @@ import { runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
 import { loadRouterConfig, type RouterConfig } from './config.js';
 import { startRouter } from './router.js';
+import { readCertFiles } from './tls/default-certs.js';
 
 const log = pino({ name: 'router', level: process.env['LOG_LEVEL'] ?? 'info' });
 
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
   let config: RouterConfig;
   try {
     config = loadRouterConfig();
+    // The certificate files are part of the configuration: checked here, in the primary too.
+    if (!cluster.isWorker) readCertFiles(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`router: ${err.message}\n`);

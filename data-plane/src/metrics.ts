@@ -138,7 +138,27 @@ export class RouterMetrics {
 
   readonly tlsResumed = new Counter({
     name: 'router_tls_resumed_total',
-    help: 'TLS handshakes that resumed a session (a ticket this worker issued); divide by router_tls_handshakes_total{outcome="ok"} for the ratio.',
+    help: 'TLS handshakes that resumed a session (a ticket issued by any worker of any router under the current shared key); divide by router_tls_handshakes_total{outcome="ok"} for the ratio.',
+    registers: [this.registry],
+  });
+
+  readonly tlsTicketKeyEpoch = new Gauge({
+    name: 'router_tls_ticket_key_epoch',
+    help: 'Epoch (Unix time / TLS_TICKET_KEY_ROTATE) of the session ticket key in use (min across workers: a worker that did not switch shows).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
+  readonly tlsTicketKeyShared = new Gauge({
+    name: 'router_tls_ticket_key_shared',
+    help: '1 when the session ticket key in use is the fleet\'s (from Redis), 0 when it is a process-local fallback (min across workers).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
+  readonly tlsTicketKeyFailures = new Counter({
+    name: 'router_tls_ticket_key_fetch_failures_total',
+    help: 'Attempts to read or create the shared session ticket key in Redis that failed (Redis unreachable, or a record that does not open).',
     registers: [this.registry],
   });
 

@@ -3,6 +3,7 @@
  * by each cluster worker, by a single-process router (ROUTER_WORKERS=1), and by tests.
  */
 import cluster from 'node:cluster';
+import https from 'node:https';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { keyRingFrom } from '../../proto/key-envelope.js';
@@ -18,6 +19,8 @@ import { RedisRouteResolver } from './routing/route-resolver.js';
 import { Certificates } from './tls/certificates.js';
 import { CertStore, type CertSource } from './tls/cert-store.js';
 import { loadDefaultCerts, shadowsRsa } from './tls/default-certs.js';
+import { TicketKeyStore } from './tls/ticket-key-store.js';
+import { TicketKeys } from './tls/ticket-keys.js';
 
 export interface RouterOptions {
   /** Where access-log lines go; default: JSON lines on stdout (asynchronous, buffered). */
@@ -39,6 +42,8 @@ export interface Router {
   server: RouterServer;
   httpsServer: RouterServer;
   certificates: Certificates;
+  /** The HTTPS listener's session ticket key (shared through Redis). */
+  ticketKeys: TicketKeys;
   readiness(): { ready: boolean; detail: Record<string, unknown> };
   /** Stop accepting, let in-flight work finish up to `timeoutMs`, then release everything. */
   drain(timeoutMs: number): Promise<void>;
@@ -61,7 +66,8 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
   for (const conn of [redis, subscriber]) conn.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
 
   // Nothing is loaded from Redis here: certificates are read by the first handshake that needs them.
-  const certStore = new CertStore(redis, keys, keyRingFrom(config));
+  const ring = keyRingFrom(config);
+  const certStore = new CertStore(redis, keys, ring);
   const defaults = loadDefaultCerts(config);
   if (shadowsRsa(defaults.fallbackPem)) log.warn('ROUTER_DEFAULT_CERT has an EC key: RSA certificates of custom domains will lose to it with clients that accept ECDSA; use an RSA default certificate');
   const certificates = new Certificates({
@@ -86,7 +92,6 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     onCerts: (names) => certificates.invalidate(names),
     onFlush: () => certificates.flush(),
   });
-  await resolver.start();
 
   const stdoutLog = options.accessLog === undefined ? stdoutAccessLog() : null;
   // The backlog limit is per router; round-robin accept spreads requests evenly, so each
@@ -102,8 +107,23 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     acme: new AcmeResponder({ redis, keys }),
   });
   const httpsServer = createRouterServer({ ...common, tls: certificates.tlsOptions() });
+  const tlsServer = httpsServer.server;
+  if (!(tlsServer instanceof https.Server)) throw new Error('the HTTPS listener is not a TLS server');
+  const ticketKeys = new TicketKeys({
+    store: ring === undefined ? undefined : new TicketKeyStore(redis, keys, ring, config.ticketKeyRotateMs),
+    redis,
+    periodMs: config.ticketKeyRotateMs,
+    metrics,
+    log,
+    apply: (key) => tlsServer.setTicketKeys(key),
+  });
+  // Both wait for Redis (bounded) so the first handshakes use the fleet's ticket key and
+  // current routes; neither blocks the start when Redis is down.
+  await Promise.all([resolver.start(), ticketKeys.start()]);
   const port = await server.listen(config.host, options.port ?? config.httpPort);
   const httpsPort = await httpsServer.listen(config.host, options.httpsPort ?? config.httpsPort);
+  // Under node:cluster, listen() installed the key the first worker had at its start (see reapply).
+  ticketKeys.reapply();
   const stats = (): { inflight: number; websockets: number } => {
     const plain = server.stats();
     const tls = httpsServer.stats();
@@ -117,6 +137,7 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     if (closed) return;
     closed = true;
     await heartbeat.stop();
+    ticketKeys.close();
     await resolver.close();
     redis.disconnect();
     subscriber.disconnect();
@@ -131,9 +152,27 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     server,
     httpsServer,
     certificates,
+    ticketKeys,
     readiness() {
       const ready = resolver.ready(config.maxStalenessMs);
-      return { ready, detail: { ...resolver.status(), ...stats(), certCacheSize: certificates.cache.size } };
+      const key = ticketKeys.status();
+      return {
+        ready,
+        detail: {
+          ...resolver.status(),
+          ...stats(),
+          certCacheSize: certificates.cache.size,
+          // Per worker (metrics are summed): which ticket key it uses, and what it resumed.
+          // The key's name (its first 16 bytes) travels in clear in every ticket, so it can be
+          // shown: read from the TLS server itself, it proves what is installed, not what was meant.
+          tls: {
+            ...httpsServer.handshakes(),
+            ticketKeyEpoch: key.epoch,
+            ticketKeyShared: key.shared,
+            ticketKeyName: tlsServer.getTicketKeys().subarray(0, 16).toString('hex'),
+          },
+        },
+      };
     },
     async drain(timeoutMs) {
       await Promise.all([server.drain(timeoutMs), httpsServer.drain(timeoutMs)]);

@@ -13,7 +13,7 @@
  * certificate rather than an abort: the client sees a name mismatch it can report, and the
  * request, if it goes on, is still routed by Host.
  */
-import type { SecureContext, TlsOptions } from 'node:tls';
+import { DEFAULT_CIPHERS, type SecureContext, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { normalizeHostname } from '../../../proto/names.js';
 import type { RouterMetrics } from '../metrics.js';
@@ -29,6 +29,25 @@ export interface CertificatesOptions {
   negativeTtlMs: number;
   metrics: RouterMetrics;
   log: Logger;
+}
+
+/** The same on every router of every fleet: tickets are told apart by their key, not by this. */
+export const SESSION_ID_CONTEXT = 'platform-router';
+
+/**
+ * Node's default list with each ECDHE-ECDSA suite moved ahead of the ECDHE-RSA ones, used in
+ * the server's order. In TLS 1.2 the suite picks the certificate, and the connection holds
+ * both the default (RSA) certificate and the SNI one: with Node's order (RSA first) a client
+ * that accepts both would get the default certificate instead of a domain's ECDSA one.
+ * TLS 1.3 suites do not depend on the key type and keep their order.
+ */
+export function ecdsaFirst(ciphers: string): string {
+  const list = ciphers.split(':');
+  const ecdsa = list.filter((c) => c.startsWith('ECDHE-ECDSA-'));
+  const rest = list.filter((c) => !c.startsWith('ECDHE-ECDSA-'));
+  const at = rest.findIndex((c) => c.startsWith('ECDHE-RSA-'));
+  if (at < 0) return ciphers;
+  return [...rest.slice(0, at), ...ecdsa, ...rest.slice(at)].join(':');
 }
 
 type SniCallback = (err: Error | null, ctx?: SecureContext) => void;
@@ -52,6 +71,13 @@ export class Certificates {
       cert: this.defaults.fallbackPem.cert,
       key: this.defaults.fallbackPem.key,
       minVersion: 'TLSv1.2',
+      // OpenSSL resumes a session only under the session id context it was issued in, and
+      // Node's default is a hash of process.argv: routers started from another path or with
+      // other arguments would refuse each other's tickets (ticket-keys.ts shares the key).
+      sessionIdContext: SESSION_ID_CONTEXT,
+      // ECDSA suites first, in our order: see ecdsaFirst.
+      ciphers: ecdsaFirst(DEFAULT_CIPHERS),
+      honorCipherOrder: true,
       ALPNProtocols: ['http/1.1'],
       SNICallback: (servername: string, cb: SniCallback) => this.select(servername, cb),
     };

@@ -4,7 +4,7 @@
  * at start; a file that cannot be read or parsed stops the router (exit 78 via ConfigError)
  * rather than serve something unexpected.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError } from '../../../proto/config/env.js';
@@ -20,16 +20,39 @@ export interface DefaultCerts {
   platform: SecureContext;
 }
 
-function readPair(certVar: string, certFile: string, keyVar: string, keyFile: string): PemPair {
+function readText(variable: string, file: string): string {
   try {
-    const pair = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
-    createSecureContext(pair);
-    return pair;
+    return readFileSync(file, 'utf8');
   } catch (err) {
-    // The message of a failed parse is OpenSSL's, never the key's bytes; a read error names the path.
-    const reason = (err as NodeJS.ErrnoException).code ?? 'not a PEM certificate and matching key';
-    throw new ConfigError([`${certVar} / ${keyVar}: cannot use ${certFile} and ${keyFile} (${reason})`]);
+    throw new ConfigError([`${variable}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
   }
+}
+
+/**
+ * Each failure names the variable at fault and the file, never the content: OpenSSL's own
+ * messages are replaced, since a parse error could quote part of a key.
+ */
+function readPair(certVar: string, certFile: string, keyVar: string, keyFile: string): PemPair {
+  const pair = { cert: readText(certVar, certFile), key: readText(keyVar, keyFile) };
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pair.cert);
+  } catch {
+    throw new ConfigError([`${certVar}: ${certFile} is not a PEM certificate`]);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pair.key);
+  } catch {
+    throw new ConfigError([`${keyVar}: ${keyFile} is not an unencrypted PEM private key`]);
+  }
+  if (!cert.checkPrivateKey(key)) throw new ConfigError([`${certVar} / ${keyVar}: the key in ${keyFile} does not match the certificate in ${certFile}`]);
+  try {
+    createSecureContext(pair);
+  } catch {
+    throw new ConfigError([`${certVar} / ${keyVar}: OpenSSL refuses ${certFile} with ${keyFile}`]);
+  }
+  return pair;
 }
 
 /**
@@ -41,20 +64,35 @@ export function shadowsRsa(pair: PemPair): boolean {
   return new X509Certificate(pair.cert).publicKey.asymmetricKeyType === 'ec';
 }
 
-export function loadDefaultCerts(config: {
+export interface CertFiles {
   defaultCertFile: string | undefined;
   defaultKeyFile: string | undefined;
   platformCertFile: string | undefined;
   platformKeyFile: string | undefined;
-}): DefaultCerts {
-  const fallbackPem =
-    config.defaultCertFile !== undefined && config.defaultKeyFile !== undefined
-      ? readPair('ROUTER_DEFAULT_CERT', config.defaultCertFile, 'ROUTER_DEFAULT_KEY', config.defaultKeyFile)
-      : generateSelfSigned(DEFAULT_COMMON_NAME);
+}
+
+/**
+ * The configured pairs, read and checked; throws ConfigError naming the variable. main.ts
+ * calls it before forking workers too, so bad files stop the router with exit 78 instead of
+ * making the cluster primary replace crashing workers forever.
+ */
+export function readCertFiles(config: CertFiles): { defaultPair: PemPair | undefined; platformPair: PemPair | undefined } {
+  return {
+    defaultPair:
+      config.defaultCertFile !== undefined && config.defaultKeyFile !== undefined
+        ? readPair('ROUTER_DEFAULT_CERT', config.defaultCertFile, 'ROUTER_DEFAULT_KEY', config.defaultKeyFile)
+        : undefined,
+    platformPair:
+      config.platformCertFile !== undefined && config.platformKeyFile !== undefined
+        ? readPair('ROUTER_PLATFORM_CERT', config.platformCertFile, 'ROUTER_PLATFORM_KEY', config.platformKeyFile)
+        : undefined,
+  };
+}
+
+export function loadDefaultCerts(config: CertFiles): DefaultCerts {
+  const { defaultPair, platformPair } = readCertFiles(config);
+  const fallbackPem = defaultPair ?? generateSelfSigned(DEFAULT_COMMON_NAME);
   const fallback = createSecureContext(fallbackPem);
-  const platform =
-    config.platformCertFile !== undefined && config.platformKeyFile !== undefined
-      ? createSecureContext(readPair('ROUTER_PLATFORM_CERT', config.platformCertFile, 'ROUTER_PLATFORM_KEY', config.platformKeyFile))
-      : fallback;
+  const platform = platformPair === undefined ? fallback : createSecureContext(platformPair);
   return { fallbackPem, fallback, platform };
 }
