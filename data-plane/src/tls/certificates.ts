@@ -46,13 +46,12 @@ export class Certificates {
     this.cache = new CertCache({ source: options.source, max: options.cacheMax, negativeTtlMs: options.negativeTtlMs, metrics: options.metrics, log: options.log });
   }
 
-  /** For node:tls: minimum TLS 1.2, the default certificate for clients without SNI. */
+  /** For node:tls: minimum TLS 1.2, the default certificate for clients without SNI. ALPN is the listener's (http-server.ts). */
   tlsOptions(): TlsOptions {
     return {
       cert: this.defaults.fallbackPem.cert,
       key: this.defaults.fallbackPem.key,
       minVersion: 'TLSv1.2',
-      ALPNProtocols: ['http/1.1'],
       SNICallback: (servername: string, cb: SniCallback) => this.select(servername, cb),
     };
   }
