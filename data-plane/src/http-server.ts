@@ -1,7 +1,7 @@
 /**
- * The router's public HTTP/1.1 listener: every request and Upgrade is proxied to a
- * container of the app its Host names (proxy/), or answered by the router itself with a
- * stable error code.
+ * The router's public listeners, plain HTTP/1.1 and HTTPS (HTTP/1.1 and, by ALPN, HTTP/2:
+ * h2-listener.ts): every request and Upgrade is proxied to a container of the app its Host
+ * names (proxy/), or answered by the router itself with a stable error code.
  *
  * Timeouts: `headersTimeout` closes slowloris clients (Node checks it every
  * `connectionsCheckingInterval`); `requestTimeout` is off, so a long upload is never cut
@@ -15,6 +15,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
+import { attachHttp2, type H2Listener } from './h2-listener.js';
 import type { RouterMetrics } from './metrics.js';
 import type { RouteLookup } from './routing/route-lookup.js';
 import type { AccessLogLine } from './proxy/access-log.js';
@@ -42,7 +43,8 @@ export interface RouterServerDeps {
   /**
    * Makes this the HTTPS listener (tls/certificates.ts builds the options: SNI callback,
    * default certificate, TLS 1.2+). Implies `forwardedProto: 'https'`. Requests are proxied
-   * exactly as on the plain listener; only the handshake is added in front.
+   * exactly as on the plain listener; only the handshake is added in front, and with
+   * ROUTER_HTTP2 the ALPN choice of HTTP/2.
    */
   tls?: TlsOptions;
   /**
@@ -79,6 +81,7 @@ export interface RouterServer {
    * deadline what is left is ended: requests without response headers get 503 DRAINING,
    * the rest and every WebSocket are cut. WebSockets are not waited for otherwise, so a
    * router with open WebSockets drains for the whole `timeoutMs`. New upgrades get 503.
+   * HTTP/2 sessions get GOAWAY at once: their streams in flight finish, no new one opens.
    */
   drain(timeoutMs: number): Promise<void>;
   /** Ends everything now (as drain's deadline does) and releases the pools. */
@@ -94,11 +97,20 @@ interface HandshakeCounts {
   resumed: number;
 }
 
-/** The HTTPS variant: same HTTP handling, plus handshake metrics (not per request). */
-function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions, counts: HandshakeCounts): https.Server {
-  const server = https.createServer({ ...tls, ...httpOptions });
+/**
+ * The HTTPS variant: same HTTP/1.1 handling, HTTP/2 for clients that choose it by ALPN,
+ * plus handshake metrics (not per request). The ALPN list is this listener's to set (it
+ * knows what it speaks): h2 first, so clients offering both get it.
+ */
+function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions, ctx: ProxyContext, counts: HandshakeCounts): { server: https.Server; h2: H2Listener | null } {
+  const server = https.createServer({ ...tls, ...httpOptions, ALPNProtocols: deps.config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
+  // First, while node:http's connection listener is still the only one.
+  const h2 = deps.config.http2 ? attachHttp2(server, ctx, deps.log) : null;
   const ok = deps.metrics.tlsHandshakes.labels('ok');
   const failed = deps.metrics.tlsHandshakes.labels('error');
+  const alpnH2 = deps.metrics.tlsAlpn.labels('h2');
+  const alpnHttp1 = deps.metrics.tlsAlpn.labels('http/1.1');
+  const alpnNone = deps.metrics.tlsAlpn.labels('none');
   server.on('secureConnection', (socket: TLSSocket) => {
     ok.inc();
     counts.handshakes++;
@@ -106,13 +118,15 @@ function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions
       deps.metrics.tlsResumed.inc();
       counts.resumed++;
     }
+    const alpn = socket.alpnProtocol;
+    (alpn === 'h2' ? alpnH2 : alpn === 'http/1.1' ? alpnHttp1 : alpnNone).inc();
   });
   server.on('tlsClientError', (err: Error) => {
     failed.inc();
     // Scanners and clients that reject the default certificate do this all day: trace only.
     deps.log.trace({ err: err.message }, 'TLS handshake failed');
   });
-  return server;
+  return { server, h2 };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -136,7 +150,12 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     balancer: shared.balancer,
     pools: shared.pools,
     backlog: shared.backlog,
-    forwarding: { proto: deps.tls !== undefined ? 'https' : (deps.forwardedProto ?? 'http'), port: '', via: `1.1 ${deps.routerName ?? 'platform-router'}` },
+    forwarding: {
+      proto: deps.tls !== undefined ? 'https' : (deps.forwardedProto ?? 'http'),
+      port: '',
+      via: `1.1 ${deps.routerName ?? 'platform-router'}`,
+      via2: `2 ${deps.routerName ?? 'platform-router'}`,
+    },
     exchanges: new Set(),
     tunnels: new Set(),
     acme: deps.acme,
@@ -151,7 +170,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     requireHostHeader: false,
   };
   const counts: HandshakeCounts = { handshakes: 0, resumed: 0 };
-  const server = deps.tls === undefined ? http.createServer(httpOptions) : createTlsServer(deps, httpOptions, deps.tls, counts);
+  const tlsServer = deps.tls === undefined ? null : createTlsServer(deps, httpOptions, deps.tls, ctx, counts);
+  const server = tlsServer?.server ?? http.createServer(httpOptions);
+  const h2 = tlsServer?.h2 ?? null;
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
@@ -178,8 +199,11 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     for (const ex of [...ctx.exchanges]) ex.shutdown();
     for (const t of [...ctx.tunnels]) t.shutdown(goodbyeMs);
     server.closeIdleConnections();
+    // HTTP/2 sessions close themselves once their last stream (a 503 just written) is flushed.
+    h2?.goaway();
     await Promise.race([closed, sleep(FLUSH_GRACE_MS)]);
     server.closeAllConnections();
+    h2?.destroy();
     // WebSockets told to go away close themselves once their client answers (or are cut at goodbyeMs).
     const until = performance.now() + goodbyeMs + FLUSH_GRACE_MS;
     while (ctx.tunnels.size > 0 && performance.now() < until) await sleep(20);
@@ -203,6 +227,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     async drain(timeoutMs) {
       const closed = stopAccepting();
       const deadline = performance.now() + timeoutMs;
+      // GOAWAY: HTTP/2 clients open no new stream here; the streams in flight are in ctx.exchanges, waited for below.
+      h2?.goaway();
       while ((ctx.exchanges.size > 0 || ctx.tunnels.size > 0 || !allConnectionsGone) && performance.now() < deadline) {
         await sleep(Math.min(50, Math.max(1, deadline - performance.now())));
       }

@@ -36,6 +36,14 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  /** protocol: http/1.1, h2. */
+  readonly requestsByProtocol = new Counter({
+    name: 'router_requests_by_protocol_total',
+    help: 'HTTP requests answered (WebSocket sessions apart), by the client protocol: http/1.1, h2.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+
   readonly requestSeconds = new Histogram({
     name: 'router_request_duration_seconds',
     help: 'From the request reaching the router to the response headers sent back, by status class.',
@@ -133,6 +141,20 @@ export class RouterMetrics {
     name: 'router_tls_handshakes_total',
     help: 'TLS handshakes on the HTTPS listener, by outcome: ok, error.',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** protocol: h2, http/1.1, none (the client offered no ALPN: served as HTTP/1.1). */
+  readonly tlsAlpn = new Counter({
+    name: 'router_tls_alpn_total',
+    help: 'TLS connections by the protocol ALPN selected: h2, http/1.1, none (no ALPN offered: HTTP/1.1).',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+
+  readonly h2Sessions = new Gauge({
+    name: 'router_h2_sessions_open',
+    help: 'HTTP/2 connections (sessions) open on the HTTPS listener.',
     registers: [this.registry],
   });
 

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import { pino } from 'pino';
 import type { AcmeResponder } from '../src/acme/acme-responder.js';
 import { loadRouterConfig, type RouterConfig } from '../src/config.js';
@@ -56,7 +57,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startRouter(env: Record<string, string> = {}, extra: { routerName?: string; acme?: AcmeResponder; forwardedProto?: 'http' | 'https' } = {}): Promise<Harness> {
+export async function startRouter(env: Record<string, string> = {}, extra: { routerName?: string; acme?: AcmeResponder; forwardedProto?: 'http' | 'https'; tls?: TlsOptions } = {}): Promise<Harness> {
   const config = testConfig(env);
   const routes = new StubRoutes();
   const metrics = new RouterMetrics(50);
@@ -70,6 +71,7 @@ export async function startRouter(env: Record<string, string> = {}, extra: { rou
     ...(extra.routerName === undefined ? {} : { routerName: extra.routerName }),
     ...(extra.acme === undefined ? {} : { acme: extra.acme }),
     ...(extra.forwardedProto === undefined ? {} : { forwardedProto: extra.forwardedProto }),
+    ...(extra.tls === undefined ? {} : { tls: extra.tls }),
   });
   const port = await router.listen('127.0.0.1', 0);
   return { router, port, routes, metrics, lines, config, close: () => router.close() };

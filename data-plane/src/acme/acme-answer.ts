@@ -36,7 +36,7 @@ export function answerAcmeChallenge(ex: HttpExchange, acme: AcmeResponder, url: 
 }
 
 function respond(ex: HttpExchange, keyAuthorization: string | null, storeFailed: boolean): void {
-  if (ex.req.socket.destroyed) return ex.abandon();
+  if (ex.clientGone()) return ex.abandon();
   if (storeFailed) return ex.fail('STORE_UNAVAILABLE');
   if (keyAuthorization === null) return ex.fail('ACME_UNKNOWN_TOKEN');
   ex.answer(200, TEXT_PLAIN, keyAuthorization);

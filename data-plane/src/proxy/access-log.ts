@@ -4,7 +4,8 @@
  * one place so V8 keeps a single hidden class, and hold no formatted strings.
  */
 
-export type AccessProtocol = 'http/1.1' | 'websocket';
+/** The client's protocol: HTTP/1.x, HTTP/2 (TLS listener, ALPN h2), or a WebSocket session (always over HTTP/1.1). */
+export type AccessProtocol = 'http/1.1' | 'h2' | 'websocket';
 
 export interface AccessLogLine {
   /** Milliseconds since the epoch when the request reached the router. */

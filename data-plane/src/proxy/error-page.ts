@@ -3,8 +3,9 @@
  * "message"}`, the control plane's `code`/`message` shape) when the client's Accept prefers
  * it. Pages carry nothing per request, so every body is built once at start-up.
  */
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { ROUTER_ERRORS, type RouterErrorCode } from '../errors.js';
+import type { ClientResponse } from './client.js';
 
 interface Page {
   status: number;
@@ -68,10 +69,11 @@ export function wantsJson(accept: string | undefined): boolean {
 
 /**
  * Answers `res` with the page of `code`. `close`: the request body was not read (or the
- * router is draining), so the connection must not be reused. `location`: for a redirect
+ * router is draining), so the connection must not be reused (HTTP/1.1 only: never set for
+ * HTTP/2, where Connection is forbidden). `location`: for a redirect
  * (FORCE_HTTPS). Returns the status sent.
  */
-export function writeErrorPage(res: ServerResponse, code: RouterErrorCode, requestId: string, json: boolean, close: boolean, location: string | null = null): number {
+export function writeErrorPage(res: ClientResponse, code: RouterErrorCode, requestId: string, json: boolean, close: boolean, location: string | null = null): number {
   const page = PAGES[code];
   const headers = [
     'content-type',

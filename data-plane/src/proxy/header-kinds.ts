@@ -19,6 +19,10 @@ export const X_FORWARDED_FOR = 10;
 /** X-Forwarded-Proto, X-Forwarded-Port, X-Request-Start: set by the router, a client's value is dropped. */
 export const ROUTER_SET = 11;
 export const X_REQUEST_ID = 12;
+/** HTTP/2's `:authority`: the request's Host. */
+export const AUTHORITY = 13;
+/** The other HTTP/2 pseudo-headers (`:method`, `:path`, `:scheme`, `:protocol`): read from the request, never forwarded as headers. */
+export const PSEUDO = 14;
 
 export type HeaderKind = number;
 
@@ -31,6 +35,8 @@ function is(name: string, lower: string): boolean {
 }
 
 export function headerKind(name: string): HeaderKind {
+  // Only HTTP/2 requests have these (':' is not a token character, so no HTTP/1.1 header starts with it).
+  if (name.charCodeAt(0) === 58 /* : */) return name === ':authority' ? AUTHORITY : PSEUDO;
   switch (name.length) {
     case 2:
       return is(name, 'te') ? HOP : OTHER;
@@ -50,7 +56,9 @@ export function headerKind(name: string): HeaderKind {
     case 12:
       return is(name, 'x-request-id') ? X_REQUEST_ID : OTHER;
     case 14:
-      return is(name, 'content-length') ? CONTENT_LENGTH : OTHER;
+      if (is(name, 'content-length')) return CONTENT_LENGTH;
+      // Connection-specific (RFC 9113 §8.2.2): only meaningful with an h2c Upgrade, which is never forwarded.
+      return is(name, 'http2-settings') ? HOP : OTHER;
     case 15:
       if (is(name, 'x-forwarded-for')) return X_FORWARDED_FOR;
       return is(name, 'x-request-start') ? ROUTER_SET : OTHER;

@@ -4,17 +4,23 @@
  * headers dropped, Via and X-Request-Id added. Both work on flat [name, value, ...] lists,
  * which keep the client's casing and repeated headers (Set-Cookie) and which undici and
  * `res.writeHead` take as they are.
+ *
+ * HTTP/2 requests (containers always get HTTP/1.1): `:authority` becomes Host, the other
+ * pseudo-headers are dropped, the cookie crumbs are joined into one Cookie (RFC 9113 §8.2.3)
+ * and Via names protocol 2.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ClientRequest } from './client.js';
 import { requestIdFor } from './request-id.js';
 import {
+  AUTHORITY,
   CONNECTION,
   CONTENT_LENGTH,
   COOKIE,
   HOP,
   HOST,
   OTHER,
+  PSEUDO,
   TRANSFER_ENCODING,
   UPGRADE,
   VIA,
@@ -31,8 +37,10 @@ export interface Forwarding {
   proto: string;
   /** The listener's port as a string; '' until known (then the socket's local port is used). */
   port: string;
-  /** `1.1 <router name>`. */
+  /** `1.1 <router name>`: requests received over HTTP/1.1, and every response (containers answer in HTTP/1.1). */
   via: string;
+  /** `2 <router name>`: requests received over HTTP/2. */
+  via2: string;
 }
 
 /** What one pass over a request's raw headers found, and the headers to send upstream. */
@@ -62,9 +70,11 @@ export function clientAddress(socket: Socket): string {
  * of every header). `upgrade` keeps Connection/Upgrade for WebSocket handshakes; `startMs`
  * is the X-Request-Start value, `t=<ms since epoch>` as Heroku sends it.
  */
-export function scanRequest(req: IncomingMessage, upgrade: boolean, fwd: Forwarding, startMs: number, out: RequestHead): void {
+export function scanRequest(req: ClientRequest, upgrade: boolean, fwd: Forwarding, startMs: number, out: RequestHead): void {
   const raw = req.rawHeaders;
+  const h2 = req.httpVersionMajor === 2;
   let headers: string[] = [];
+  let authority: string | undefined;
   let xff: string | undefined;
   let via: string | undefined;
   let clientId: string | undefined;
@@ -79,10 +89,22 @@ export function scanRequest(req: IncomingMessage, upgrade: boolean, fwd: Forward
         headers.push(name, value);
         break;
       case HOST:
+        // HTTP/2: a Host naming the same authority as `:authority` is the same Host; another one is ambiguous (RFC 9113 §8.3.1).
+        if (authority !== undefined && value.length === authority.length && value.toLowerCase() === authority.toLowerCase()) break;
         if (out.hostCount++ === 0) {
           out.host = value;
           headers.push(name, value);
         }
+        break;
+      case AUTHORITY:
+        // Pseudo-headers come first, so this is seen before any Host header.
+        authority = value;
+        if (out.hostCount++ === 0) {
+          out.host = value;
+          headers.push('host', value);
+        }
+        break;
+      case PSEUDO:
         break;
       case CONTENT_LENGTH:
         // llhttp already refused conflicting lengths; undici refuses a repeated one.
@@ -98,7 +120,8 @@ export function scanRequest(req: IncomingMessage, upgrade: boolean, fwd: Forward
         break;
       case COOKIE:
         out.cookie = out.cookie === undefined ? value : `${out.cookie}; ${value}`;
-        headers.push(name, value);
+        // HTTP/2 clients send one field per cookie; an HTTP/1.1 container expects one Cookie line (pushed below).
+        if (!h2) headers.push(name, value);
         break;
       case CONNECTION:
         tokens = connectionTokens(value, tokens);
@@ -121,6 +144,11 @@ export function scanRequest(req: IncomingMessage, upgrade: boolean, fwd: Forward
     }
   }
   if (tokens !== null) headers = dropListed(headers, tokens);
+  if (h2) {
+    if (out.cookie !== undefined) headers.push('cookie', out.cookie);
+    // No Transfer-Encoding in HTTP/2, and Content-Length is optional: a body is whatever follows HEADERS without END_STREAM.
+    out.hasBody = !req.complete;
+  }
   const ip = clientAddress(req.socket);
   out.clientIp = ip;
   out.requestId = requestIdFor(clientId);
@@ -137,7 +165,7 @@ export function scanRequest(req: IncomingMessage, upgrade: boolean, fwd: Forward
     'x-request-start',
     `t=${startMs}`,
     'via',
-    via === undefined ? fwd.via : `${via}, ${fwd.via}`,
+    via === undefined ? (h2 ? fwd.via2 : fwd.via) : `${via}, ${h2 ? fwd.via2 : fwd.via}`,
   );
   out.upstream = headers;
 }

@@ -3,21 +3,29 @@
  * its own undici dispatch handler (the native callback API: no per-request closures, no
  * stream objects, no header object per response), so a request costs this object, its
  * header list and the dispatch options. Retry rules: upstream-errors.ts.
+ *
+ * The client is HTTP/1.1 (node:http's request and response, as they are) or HTTP/2 (an
+ * H2Client over one stream); `h2` is asked only where the protocols differ: the body handed
+ * to undici, `Connection: close` (HTTP/1.1 only: HTTP/2 has GOAWAY), whether the client is
+ * gone, and the access log's protocol.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RouterErrorCode } from '../errors.js';
 import type { HostRecord } from '../../../proto/records.js';
 import { accessLine } from './access-log.js';
 import { stickyFromCookie, type AppBalance, type ContainerSlot } from './balancer.js';
+import type { ClientRequest, ClientResponse } from './client.js';
 import { emitAccessLine, statusOf, type LiveExchange, type ProxyContext } from './context.js';
 import { wantsJson, writeErrorPage } from './error-page.js';
+import { H2Client } from './h2-client.js';
 import { RequestHead, responseHeaders } from './headers.js';
 import { MAX_ATTEMPTS, isReplayableMethod, verdictFor } from './upstream-errors.js';
 
 const kExchange = Symbol('exchange');
 
-interface TaggedResponse extends ServerResponse {
+interface TaggedResponse extends ClientResponse {
   [kExchange]?: HttpExchange;
 }
 
@@ -76,15 +84,23 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
   idleSince: number;
   private abortUpstream: ((err?: Error) => void) | null = null;
   resumeUpstream: (() => void) | null = null;
+  /** The HTTP/2 stream's adapter (also `req` and `res`); null for HTTP/1.1. */
+  private readonly h2: H2Client | null;
 
   constructor(
     readonly ctx: ProxyContext,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly req: ClientRequest,
+    readonly res: ClientResponse,
     private expectContinue: boolean,
   ) {
     this.method = req.method ?? 'GET';
     this.idleSince = this.t0;
+    this.h2 = req instanceof H2Client ? req : null;
+  }
+
+  /** The client left (HTTP/1.1: its connection; HTTP/2: its stream) before anything was answered. */
+  clientGone(): boolean {
+    return this.h2 !== null ? this.h2.gone : this.req.socket.destroyed;
   }
 
   /** The client left before the route was known. */
@@ -133,7 +149,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
         path: this.req.url ?? '/',
         method: this.method,
         headers: this.head.upstream,
-        body: this.head.hasBody ? this.req : null,
+        body: this.head.hasBody ? this.requestBody() : null,
         headersTimeout: this.ctx.config.firstByteTimeoutMs,
         bodyTimeout: 0,
       },
@@ -161,7 +177,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
     this.resumeUpstream = resume;
     const slot = this.slot!;
     const setCookie = this.stickyEnabled && slot.cookieValue !== this.sticky ? slot.setCookie : null;
-    const headers = responseHeaders(rawHeaders, this.ctx.forwarding.via, this.head.requestId, setCookie, this.ctx.draining);
+    const headers = responseHeaders(rawHeaders, this.ctx.forwarding.via, this.head.requestId, setCookie, this.ctx.draining && this.h2 === null);
     if (this.hsts !== null && !hasHeader(headers, 'strict-transport-security')) headers.push('strict-transport-security', this.hsts);
     if (statusText !== '') this.res.writeHead(statusCode, statusText, headers);
     else this.res.writeHead(statusCode, headers);
@@ -276,9 +292,13 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
     this.finish(code, status);
   }
 
-  /** An unread body (or a drain) means this connection must not carry another request. */
+  /** An unread body (or a drain) means this connection must not carry another request. HTTP/2: never (streams are independent; drain sends GOAWAY). */
   private mustClose(): boolean {
-    return this.ctx.draining || (this.head.hasBody && !this.req.complete);
+    return this.h2 === null && (this.ctx.draining || (this.head.hasBody && !this.req.complete));
+  }
+
+  private requestBody(): Readable {
+    return this.h2 !== null ? this.h2.body() : (this.req as IncomingMessage);
   }
 
   private releaseSlot(): ContainerSlot | null {
@@ -300,6 +320,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
       ctx.exchanges.delete(this);
     }
     ctx.requestMetrics.count(this.appLabel, status, code);
+    ctx.requestMetrics.protocol(this.h2 !== null);
     const end = performance.now();
     emitAccessLine(
       ctx,
@@ -318,7 +339,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
         this.head.requestId,
         this.container,
         this.head.clientIp,
-        'http/1.1',
+        this.h2 !== null ? 'h2' : 'http/1.1',
       ),
     );
   }

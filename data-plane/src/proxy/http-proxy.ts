@@ -2,21 +2,26 @@
  * The request path: Host → route lookup (synchronous on a cache hit) → HttpExchange, and
  * the idle sweep over the exchanges in flight.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ACME_CHALLENGE_PATH } from '../../../proto/acme.js';
 import { hostFromHeader } from '../../../proto/names.js';
 import type { HostRecord } from '../../../proto/records.js';
 import { answerAcmeChallenge } from '../acme/acme-answer.js';
+import type { ClientRequest, ClientResponse } from './client.js';
 import { lookupFailureCode, type ProxyContext } from './context.js';
 import { scanRequest } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import { httpsLocation } from './https-location.js';
 
-/** `expectContinue`: the request came through 'checkContinue' and waits for "100 Continue". */
-export function proxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+/**
+ * `expectContinue`: the client waits for "100 Continue" (HTTP/1.1: the request came through
+ * 'checkContinue'). HTTP/2 streams come here too, `req` and `res` being one H2Client.
+ */
+export function proxyRequest(ctx: ProxyContext, req: ClientRequest, res: ClientResponse, expectContinue: boolean): void {
   const ex = new HttpExchange(ctx, req, res, expectContinue);
   try {
     scanRequest(req, false, ctx.forwarding, ex.at, ex.head);
+    // Only HTTP/2 delivers CONNECT here (node:http emits 'connect', left unhandled); nothing to tunnel to.
+    if (ex.method === 'CONNECT') return ex.fail('BAD_REQUEST');
     // Before the Host is even checked: a CA validates domains no app may answer on yet.
     const url = req.url ?? '/';
     if (url.startsWith(ACME_CHALLENGE_PATH) && ctx.acme !== undefined && (ex.method === 'GET' || ex.method === 'HEAD')) {
@@ -57,7 +62,7 @@ export function proxyRequest(ctx: ProxyContext, req: IncomingMessage, res: Serve
 
 function route(ex: HttpExchange, record: HostRecord | null): void {
   // The client may have left while a lookup went to Redis.
-  if (ex.req.socket.destroyed) return ex.abandon();
+  if (ex.clientGone()) return ex.abandon();
   if (record === null) return ex.fail('UNKNOWN_HOST');
   ex.app = record.app;
   ex.appLabel = ex.ctx.metrics.appLabel(record.app);
@@ -70,7 +75,7 @@ function route(ex: HttpExchange, record: HostRecord | null): void {
 }
 
 function lookupFailed(ex: HttpExchange, err: unknown): void {
-  if (ex.req.socket.destroyed) return ex.abandon();
+  if (ex.clientGone()) return ex.abandon();
   ex.fail(lookupFailureCode(ex.ctx, err));
 }
 

@@ -17,9 +17,18 @@ export class RequestMetrics {
   private readonly requests = new Map<string, Map<string, Array<Counter.Internal | undefined>>>();
   private readonly seconds: Array<Histogram.Internal<'class'>>;
   private readonly inflightByLabel = new Map<string, Gauge.Internal<'app'>>();
+  private readonly http1: Counter.Internal;
+  private readonly h2: Counter.Internal;
 
   constructor(readonly metrics: RouterMetrics) {
     this.seconds = CLASSES.map((c) => metrics.requestSeconds.labels(c));
+    this.http1 = metrics.requestsByProtocol.labels('http/1.1');
+    this.h2 = metrics.requestsByProtocol.labels('h2');
+  }
+
+  /** One answered HTTP request, by the client's protocol. */
+  protocol(h2: boolean): void {
+    (h2 ? this.h2 : this.http1).inc();
   }
 
   /** One answered request (`appLabel` from RouterMetrics.appLabel, or '-' when no app). */

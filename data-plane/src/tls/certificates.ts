@@ -65,7 +65,7 @@ export class Certificates {
     this.cache = new CertCache({ source: options.source, max: options.cacheMax, negativeTtlMs: options.negativeTtlMs, metrics: options.metrics, log: options.log });
   }
 
-  /** For node:tls: minimum TLS 1.2, the default certificate for clients without SNI. */
+  /** For node:tls: minimum TLS 1.2, the default certificate for clients without SNI. ALPN is the listener's (http-server.ts). */
   tlsOptions(): TlsOptions {
     return {
       cert: this.defaults.fallbackPem.cert,
@@ -78,7 +78,6 @@ export class Certificates {
       // ECDSA suites first, in our order: see ecdsaFirst.
       ciphers: ecdsaFirst(DEFAULT_CIPHERS),
       honorCipherOrder: true,
-      ALPNProtocols: ['http/1.1'],
       SNICallback: (servername: string, cb: SniCallback) => this.select(servername, cb),
     };
   }
