@@ -39,7 +39,7 @@ export const logShipperVariables = {
   backends: withDefault('LOG_BACKENDS', 'Where batches go: file, bullmq, or file,bullmq (a batch is acknowledged once every one of them has it).', backendList, ['file'] as BackendName[]),
   logDir: withDefault('LOG_DIR', 'Directory of the per-app files <LOG_DIR>/<app>/router.log (npm start: .data/logs).', parse.string, './logs'),
   maxOpenFiles: withDefault('LOG_MAX_OPEN_FILES', 'Log files kept open at most (least recently written closed first).', parse.integer(1, 1_000_000), 1024),
-  rotateBytes: withDefault('LOG_ROTATE_BYTES', 'Size past which router.log is renamed router.log.1 and a new one started; 0: never rotate by size.', parse.integer(0, Number.MAX_SAFE_INTEGER), 100 * MIB),
+  rotateBytes: withDefault('LOG_ROTATE_BYTES', 'Largest size of router.log: before a write would take it past this, it is renamed router.log.1 (older ones shifted) and a new one started; 0: no size rotation.', parse.integer(0, Number.MAX_SAFE_INTEGER), 100 * MIB),
   rotateKeep: withDefault('LOG_ROTATE_KEEP', 'Rotated files kept per app (router.log.1 … router.log.N); 0: a full file is discarded.', parse.integer(0, 1000), 5),
   fsync: withDefault('LOG_FSYNC', 'never: acknowledged once written to the OS; interval: also fdatasync every LOG_FSYNC_INTERVAL; always: acknowledged only after fdatasync.', parse.oneOf<FsyncMode>('never', 'interval', 'always'), 'interval' as FsyncMode),
   fsyncIntervalMs: withDefault('LOG_FSYNC_INTERVAL', 'Period of the fdatasync of written files with LOG_FSYNC=interval (milliseconds).', parse.integer(10, 3_600_000), 1000),
