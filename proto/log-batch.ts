@@ -188,7 +188,7 @@ export function batchSeq(body: Buffer): number {
 /**
  * The sections of a BATCH body (after its seq). Throws LogProtocolError when a length runs
  * past the end or an app name is invalid: the whole batch is then MALFORMED, since nothing
- * after a bad length can be trusted. Lines are checked one by one by `countLines`.
+ * after a bad length can be trusted. Lines are checked one by one by `isPlausibleLine`.
  */
 export function decodeSections(body: Buffer): Section[] {
   const sections: Section[] = [];

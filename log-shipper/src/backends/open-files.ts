@@ -1,0 +1,375 @@
+/**
+ * The open log files: one `AppFile` per app directory, each with its own write queue, kept
+ * in an LRU (lru-cache) of at most LOG_MAX_OPEN_FILES entries.
+ *
+ * - Order: a write is queued synchronously when the batch is handed over, so the batches of
+ *   one app reach its file in the order they were received, whichever connection they came
+ *   from. A queue runs one write call at a time; chunks that queued up behind a running
+ *   write are written together by the next call (writev), so a busy file costs fewer
+ *   syscalls, never more than one per batch.
+ * - Eviction and reopen (SIGHUP) retire an AppFile: it finishes what is queued on its old
+ *   handle, then closes. The next write for that app makes a new AppFile that waits for the
+ *   retired one to close before it opens the path afresh: after logrotate's rename, every
+ *   line goes to either the renamed file or the new one, exactly once.
+ * - The fd bound is hard (FileSlots): retired files still writing hold their slot, and a
+ *   file that needs one while all are taken makes the least recently used idle file close.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { LRUCache } from 'lru-cache';
+import type { FsyncMode } from '../config.js';
+import type { ShipperMetrics } from '../metrics.js';
+import type { AppPath, LogPaths } from './app-path.js';
+import { FileSlots } from './file-slots.js';
+import { rotateFile } from './rotation.js';
+
+export interface OpenFilesOptions {
+  maxOpen: number;
+  /** 0: no size rotation. */
+  rotateBytes: number;
+  rotateKeep: number;
+  fsync: FsyncMode;
+  /** realpath of LOG_DIR: app directories must resolve right under it. */
+  realRoot: string;
+}
+
+/**
+ * The completion of one batch across its apps' files: one object and one promise per batch
+ * rather than one per app. Resolves once every part is written; rejects on the first failure.
+ */
+export class BatchCompletion {
+  private failed = false;
+
+  constructor(
+    private remaining: number,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  done(): void {
+    if (--this.remaining === 0 && !this.failed) this.resolve();
+  }
+
+  fail(err: Error): void {
+    this.remaining--;
+    if (this.failed) return;
+    this.failed = true;
+    this.reject(err);
+  }
+}
+
+interface PendingWrite {
+  data: Buffer;
+  lines: number;
+  batch: BatchCompletion;
+}
+
+const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
+
+class AppFile {
+  handle: FileHandle | null = null;
+  /** Bytes in the file as far as this shipper knows (fstat at open, plus what it wrote). */
+  size = 0;
+  /** Written since the last fdatasync (LOG_FSYNC=interval). */
+  dirty = false;
+  retired = false;
+  running = false;
+  private queue: PendingWrite[] = [];
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private closing = false;
+
+  constructor(
+    readonly app: string,
+    readonly where: AppPath,
+    /** The previous AppFile of the same app, still closing: this one opens only after it. */
+    private predecessor: Promise<void> | null,
+    private readonly owner: OpenFiles,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  get idleOpen(): boolean {
+    return this.handle !== null && !this.running && !this.retired;
+  }
+
+  enqueue(data: Buffer, lines: number, batch: BatchCompletion): void {
+    this.queue.push({ data, lines, batch });
+    if (!this.running) {
+      this.running = true;
+      void this.run();
+    }
+  }
+
+  /** Never rejects: every failure is delivered to the writes it concerns. */
+  private async run(): Promise<void> {
+    if (this.predecessor !== null) {
+      await this.predecessor;
+      this.predecessor = null;
+    }
+    while (this.queue.length > 0) {
+      const group = this.queue;
+      this.queue = [];
+      try {
+        await this.writeGroup(group);
+        for (const w of group) w.batch.done();
+      } catch (err) {
+        for (const w of group) w.batch.fail(err as Error);
+      }
+    }
+    this.running = false;
+    if (this.retired) await this.close();
+    else this.owner.becameIdle();
+  }
+
+  private async writeGroup(group: PendingWrite[]): Promise<void> {
+    const { options, metrics } = this.owner;
+    let total = 0;
+    let lines = 0;
+    for (const w of group) {
+      total += w.data.length;
+      lines += w.lines;
+    }
+    if (this.handle === null) await this.open();
+    if (options.rotateBytes > 0 && this.size + total > options.rotateBytes) await this.maybeRotate(total);
+    const handle = this.handle!;
+    const started = performance.now();
+    const before = this.size;
+    try {
+      await writeAll(handle, group, total);
+      if (options.fsync === 'always') {
+        await handle.datasync();
+        metrics.fsyncs.inc();
+      } else {
+        this.dirty = true;
+      }
+    } catch (err) {
+      metrics.fileErrors.inc({ operation: 'write' });
+      // A partial write would leave half a line that the resent batch then follows: cut it
+      // off. Only ever shorten: the file may have been truncated behind our back.
+      await handle
+        .stat()
+        .then((st) => (st.size > before ? handle.truncate(before) : undefined))
+        .catch(() => undefined);
+      // Reopen for the next write: the file or its directory may have been replaced.
+      await this.release();
+      throw err;
+    }
+    this.size += total;
+    metrics.fileWriteSeconds.observe((performance.now() - started) / 1000);
+    metrics.fileWrites.inc();
+    metrics.fileBatches.inc(group.length);
+    metrics.fileLines.inc(lines);
+    metrics.fileBytes.inc(total);
+  }
+
+  private async open(): Promise<void> {
+    const { metrics } = this.owner;
+    const wait = this.owner.slots.acquire();
+    if (wait !== null) await wait;
+    try {
+      const { dir, file, key } = this.where;
+      await mkdir(dir, { recursive: true, mode: 0o750 });
+      // The directory must really be LOG_DIR/<key>, not a symlink planted to lead elsewhere.
+      const real = await realpath(dir);
+      if (real !== path.join(this.owner.options.realRoot, key)) throw new Error(`${dir} resolves to ${real}, outside LOG_DIR: refusing to write there`);
+      const handle = await open(file, OPEN_FLAGS, 0o640);
+      try {
+        this.size = (await handle.stat()).size;
+      } catch (err) {
+        await handle.close().catch(() => undefined);
+        throw err;
+      }
+      this.handle = handle;
+      this.owner.opened();
+    } catch (err) {
+      this.owner.slots.release();
+      metrics.fileErrors.inc({ operation: 'open' });
+      throw err;
+    }
+  }
+
+  private async maybeRotate(incoming: number): Promise<void> {
+    const { options, metrics, log } = this.owner;
+    // The known size may be stale (the file truncated or replaced): ask before rotating.
+    this.size = (await this.handle!.stat()).size;
+    if (this.size === 0 || this.size + incoming <= options.rotateBytes) return;
+    await this.release();
+    try {
+      await rotateFile(this.where.file, options.rotateKeep);
+    } catch (err) {
+      metrics.fileErrors.inc({ operation: 'rotate' });
+      log.error({ err, file: this.where.file }, 'size rotation failed; writing on to the same file');
+    }
+    metrics.fileRotations.inc();
+    await this.open();
+  }
+
+  /** Closes the handle, if any, and gives its slot back (after an fdatasync when writes are pending one). */
+  private async release(): Promise<void> {
+    const handle = this.handle;
+    if (handle === null) return;
+    this.handle = null;
+    const { metrics, options } = this.owner;
+    if (this.dirty && options.fsync === 'interval') {
+      this.dirty = false;
+      await handle.datasync().then(
+        () => metrics.fsyncs.inc(),
+        () => metrics.fileErrors.inc({ operation: 'fsync' }),
+      );
+    }
+    await handle.close().catch(() => metrics.fileErrors.inc({ operation: 'close' }));
+    this.owner.closedOne();
+  }
+
+  /** Retired and idle: close for good (after the predecessor, so closes chain in order). */
+  async close(): Promise<void> {
+    if (this.closing) return this.closed;
+    this.closing = true;
+    if (this.predecessor !== null) await this.predecessor;
+    await this.release();
+    this.resolveClosed();
+    return this.closed;
+  }
+
+  /** For LOG_FSYNC=interval: one fdatasync if anything was written since the last. */
+  syncIfDirty(): void {
+    const handle = this.handle;
+    if (!this.dirty || handle === null) return;
+    this.dirty = false;
+    const { metrics } = this.owner;
+    // Concurrent with writes on the same fd is fine; close() waits for it to finish.
+    handle.datasync().then(
+      () => metrics.fsyncs.inc(),
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EBADF') return; // closed meanwhile; close() synced it
+        this.dirty = true;
+        metrics.fileErrors.inc({ operation: 'fsync' });
+      },
+    );
+  }
+}
+
+async function writeAll(handle: FileHandle, group: PendingWrite[], total: number): Promise<void> {
+  let buffers = group.map((w) => w.data);
+  let written = group.length === 1 ? (await handle.write(buffers[0]!)).bytesWritten : (await handle.writev(buffers)).bytesWritten;
+  // Regular files rarely take less than asked (a full disk, a signal): write the rest.
+  while (written < total) {
+    buffers = remainder(buffers, written);
+    const n = (await handle.writev(buffers)).bytesWritten;
+    if (n === 0) throw new Error('write made no progress');
+    total -= written;
+    written = n;
+  }
+}
+
+function remainder(buffers: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+export class OpenFiles {
+  readonly slots: FileSlots;
+  private readonly files: LRUCache<string, AppFile>;
+  /** Closing promises of retired files, by app directory, for the next AppFile to wait on. */
+  private readonly retiring = new Map<string, Promise<void>>();
+  private syncTimer: NodeJS.Timeout | null = null;
+  /** The most files ever open at once, for tests and the curious. */
+  peakOpen = 0;
+
+  constructor(
+    readonly options: OpenFilesOptions,
+    private readonly paths: LogPaths,
+    readonly metrics: ShipperMetrics,
+    readonly log: Logger,
+    fsyncIntervalMs: number,
+  ) {
+    this.slots = new FileSlots(options.maxOpen, () => this.closeIdle());
+    this.files = new LRUCache<string, AppFile>({ max: options.maxOpen, dispose: (file) => this.retire(file) });
+    if (options.fsync === 'interval') {
+      this.syncTimer = setInterval(() => {
+        for (const file of this.files.values()) file.syncIfDirty();
+      }, fsyncIntervalMs);
+      this.syncTimer.unref();
+    }
+  }
+
+  /**
+   * Throws InvalidAppPath unless `write` can take this app. Only apps without an open entry
+   * are checked (and their paths built): an entry exists only for an app that passed.
+   */
+  check(app: string): void {
+    if (!this.files.has(app)) this.paths.of(app);
+  }
+
+  /** Queues `data` on the app's file now (so order is arrival order); `batch` hears when it is written. */
+  write(app: string, data: Buffer, lines: number, batch: BatchCompletion): void {
+    // Keyed by the app as received ('-' for unrouted), never by the directory name, so no
+    // other name can reach an entry that was checked for another.
+    let file = this.files.get(app);
+    if (file === undefined) {
+      file = new AppFile(app, this.paths.of(app), this.retiring.get(app) ?? null, this);
+      this.files.set(app, file);
+    }
+    file.enqueue(data, lines, batch);
+  }
+
+  /** Every file finishes its queued writes on its current handle, then closes; the next write of each app opens its path afresh. */
+  async reopenAll(): Promise<void> {
+    const current = [...this.files.values()];
+    this.files.clear();
+    await Promise.all(current.map((f) => f.closed));
+  }
+
+  async close(): Promise<void> {
+    if (this.syncTimer !== null) clearInterval(this.syncTimer);
+    this.files.clear();
+    await Promise.all([...this.retiring.values()]);
+  }
+
+  opened(): void {
+    const open = this.slots.inUse;
+    if (open > this.peakOpen) this.peakOpen = open;
+    this.metrics.openFiles.set(open);
+  }
+
+  closedOne(): void {
+    this.slots.release();
+    this.metrics.openFiles.set(this.slots.inUse);
+  }
+
+  becameIdle(): void {
+    if (this.slots.hasWaiters) this.closeIdle();
+  }
+
+  private retire(file: AppFile): void {
+    file.retired = true;
+    const key = file.app;
+    const closed = file.closed;
+    this.retiring.set(key, closed);
+    void closed.then(() => {
+      if (this.retiring.get(key) === closed) this.retiring.delete(key);
+    });
+    if (!file.running) void file.close();
+  }
+
+  /** A file waits for a slot: close the least recently used file that is open and idle, if any (else the next one to go idle will be). */
+  private closeIdle(): void {
+    for (const file of this.files.rvalues()) {
+      if (file?.idleOpen === true) {
+        this.files.delete(file.app);
+        return;
+      }
+    }
+  }
+}

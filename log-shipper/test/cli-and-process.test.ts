@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { AckStatus } from '../../proto/log-batch.js';
+import { sourcePath } from '../../proto/source-path.js';
+import { LogSender, lines } from '../../test-support/log-sender.js';
+import { SHIPPER_TOKEN, startTestShipper } from '../../test-support/log-shipper.js';
+import { eventually } from '../../test-support/router.js';
+
+const CLI = sourcePath(import.meta.url, '..', '..', 'dist', 'log-shipper', 'src', 'logs-cli.js');
+const MAIN = sourcePath(import.meta.url, '..', '..', 'dist', 'log-shipper', 'src', 'main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+test('npm run logs: prints the lines; clear errors and exit codes for 401, 404, refused connections and bad usage', async (t) => {
+  const s = await startTestShipper();
+  t.after(() => s.close());
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  await sender.send(1, [{ app: 'shop', data: lines('shop', 0, 5) }]);
+  const env = { LOG_SHIPPER_URL: s.base, LOG_SHIPPER_TOKEN: SHIPPER_TOKEN };
+
+  const ok = await runCli(['shop', '--lines', '2'], env);
+  assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, lines('shop', 3, 2), '']);
+
+  const unauthorized = await runCli(['shop'], { ...env, LOG_SHIPPER_TOKEN: 'nope' });
+  assert.equal(unauthorized.code, 77);
+  assert.match(unauthorized.stderr, /refused the token \(401 UNAUTHENTICATED/);
+
+  const notFound = await runCli(['shop'], { ...env, LOG_SHIPPER_URL: `${s.base}/not-the-shipper` });
+  assert.equal(notFound.code, 66);
+  assert.match(notFound.stderr, /404 NOT_FOUND/);
+
+  const refused = await runCli(['shop'], { ...env, LOG_SHIPPER_URL: `http://127.0.0.1:${await freePort()}` });
+  assert.equal(refused.code, 69);
+  assert.match(refused.stderr, /cannot reach the log shipper at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+
+  const badApp = await runCli(['Not_An_App'], env);
+  assert.equal(badApp.code, 1);
+  assert.match(badApp.stderr, /400 INVALID_APP/);
+
+  for (const args of [[], ['shop', '--lines'], ['shop', '--bogus'], ['a', 'b']]) assert.equal((await runCli(args, env)).code, 64, args.join(' '));
+  assert.match((await runCli(['shop'], { LOG_SHIPPER_URL: s.base })).stderr, /LOG_SHIPPER_TOKEN is not set/);
+
+  // --follow: the history, then lines as they arrive, until interrupted.
+  const child = spawn(process.execPath, [CLI, 'shop', '--lines=1', '--follow'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  t.after(() => child.kill('SIGKILL'));
+  await eventually(async () => out === lines('shop', 4, 1), 10_000, 10);
+  await sender.send(2, [{ app: 'shop', data: lines('shop', 5, 2) }]);
+  await eventually(async () => out === lines('shop', 4, 3), 10_000, 10);
+  child.kill('SIGINT');
+  await sender.close();
+});
+
+test('npm run log-shipper: config errors exit 78; SIGHUP reopens after a rename; SIGTERM finishes in-flight batches and exits 0', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'log-shipper-main-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+
+  const noToken = spawn(process.execPath, [MAIN], { env: { PATH: process.env['PATH'] ?? '', LOG_DIR: dir }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let noTokenErr = '';
+  noToken.stderr.on('data', (c: Buffer) => (noTokenErr += c.toString()));
+  const code = await new Promise((r) => noToken.once('exit', r));
+  assert.equal(code, 78);
+  assert.match(noTokenErr, /LOG_SHIPPER_TOKEN must be set/);
+
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env['PATH'] ?? '', LOG_SHIPPER_PORT: String(port), LOG_SHIPPER_TOKEN: SHIPPER_TOKEN, LOG_DIR: dir, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  const logged: Array<{ msg: string }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      logged.push(JSON.parse(line) as { msg: string });
+    } catch {
+      // not ours
+    }
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  await eventually(async () => logged.some((l) => l.msg === 'log shipper listening'), 15_000, 20);
+
+  const sender = await LogSender.connect({ port, token: SHIPPER_TOKEN });
+  assert.equal((await sender.send(1, [{ app: 'shop', data: lines('shop', 0, 3) }])).status, AckStatus.OK);
+  // logrotate: rename, then postrotate's kill -HUP.
+  await rename(join(dir, 'shop', 'router.log'), join(dir, 'shop', 'router.log.1'));
+  child.kill('SIGHUP');
+  await eventually(async () => logged.some((l) => l.msg === 'log files reopened'), 10_000, 20);
+  assert.equal((await sender.send(2, [{ app: 'shop', data: lines('shop', 3, 2) }])).status, AckStatus.OK);
+  assert.equal(await readFile(join(dir, 'shop', 'router.log.1'), 'utf8'), lines('shop', 0, 3));
+  assert.equal(await readFile(join(dir, 'shop', 'router.log'), 'utf8'), lines('shop', 3, 2));
+
+  // SIGTERM with batches in flight: every one of them is answered before the process exits.
+  const inflight = Array.from({ length: 20 }, (_, i) => sender.send(3 + i, [{ app: 'shop', data: lines('shop', 5 + i * 10, 10) }]));
+  child.kill('SIGTERM');
+  const settled = await Promise.allSettled(inflight);
+  assert.equal(await exited, 0);
+  const acked = settled.filter((r) => r.status === 'fulfilled' && r.value.status === AckStatus.OK).length;
+  // What was acknowledged is on disk; nothing more, nothing less (unacked ones are resent by the router).
+  const onDisk = (await readFile(join(dir, 'shop', 'router.log'), 'utf8')).split('\n').length - 1;
+  assert.equal(onDisk, 2 + acked * 10);
+  assert.ok(logged.some((l) => l.msg === 'stopped'));
+});

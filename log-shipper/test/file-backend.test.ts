@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { AckStatus, type Ack } from '../../proto/log-batch.js';
+import { FileBackend } from '../src/backends/file-backend.js';
+import { ShipperMetrics } from '../src/metrics.js';
+import { LogSender, lines } from '../../test-support/log-sender.js';
+import { SHIPPER_TOKEN, startTestShipper } from '../../test-support/log-shipper.js';
+
+const silent = pino({ level: 'silent' });
+
+function numbersOf(text: string): number[] {
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => (JSON.parse(l) as { n: number }).n);
+}
+
+test('SIGHUP-style reopen under load while files are renamed away: every line in the renamed or the new file, once', async (t) => {
+  const s = await startTestShipper({ LOG_FSYNC: 'never' });
+  t.after(() => s.close());
+  const apps = ['alpha', 'beta'];
+  // Reopened as often but never renamed: old and new handles then point at the same file,
+  // so the new one must not write before the old one has finished.
+  const steady = 'gamma';
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  const BATCHES = 300;
+  const K = 20;
+  const WINDOW = 8;
+  let rotations = 0;
+  const acks: Array<Promise<Ack>> = [];
+  const sending = (async () => {
+    for (let b = 0; b < BATCHES; b++) {
+      acks.push(sender.send(b + 1, [...apps, steady].map((app) => ({ app, data: lines(app, b * K, K) }))));
+      // Keep a window of batches in flight, like a router.
+      if (acks.length >= WINDOW) await acks[acks.length - WINDOW];
+    }
+  })();
+  // logrotate, many times over, while batches are in flight: rename, then "postrotate".
+  const rotating = (async () => {
+    while (acks.length < BATCHES) {
+      await new Promise((r) => setTimeout(r, 5));
+      rotations++;
+      for (const app of apps) {
+        await rename(join(s.dir, app, 'router.log'), join(s.dir, app, `router.log.r${String(rotations).padStart(4, '0')}`)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
+      await s.shipper.reopen();
+    }
+  })();
+  await sending;
+  await rotating;
+  const results = await Promise.all(acks);
+  assert.ok(results.every((a) => a.status === AckStatus.OK));
+  assert.ok(rotations >= 3, `only ${rotations} rotations happened`);
+  for (const app of apps) {
+    const names = (await readdir(join(s.dir, app))).filter((n) => n.startsWith('router.log.r')).sort();
+    assert.ok(names.length >= 2, `${app}: ${names.length} renamed files`);
+    let all: number[] = [];
+    for (const name of [...names, 'router.log']) all = all.concat(numbersOf(await readFile(join(s.dir, app, name), 'utf8').catch(() => '')));
+    // In order across the files, each line exactly once.
+    assert.deepEqual(all, Array.from({ length: BATCHES * K }, (_, i) => i), app);
+  }
+  assert.deepEqual(numbersOf(await s.read(steady)), Array.from({ length: BATCHES * K }, (_, i) => i), steady);
+  assert.ok((await s.metric('log_shipper_file_reopens_total')) >= 3);
+  await sender.close();
+});
+
+test('size rotation keeps LOG_ROTATE_KEEP files, each under LOG_ROTATE_BYTES, holding the newest lines', async (t) => {
+  const s = await startTestShipper({ LOG_ROTATE_BYTES: '2000', LOG_ROTATE_KEEP: '2' });
+  t.after(() => s.close());
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  const K = 10; // ~21 bytes a line: ~210 bytes a batch
+  for (let b = 0; b < 40; b++) assert.equal((await sender.send(b + 1, [{ app: 'shop', data: lines('shop', b * K, K) }])).status, AckStatus.OK);
+  const names = (await readdir(join(s.dir, 'shop'))).sort();
+  assert.deepEqual(names, ['router.log', 'router.log.1', 'router.log.2']);
+  for (const name of names) assert.ok((await stat(join(s.dir, 'shop', name))).size <= 2000, name);
+  const kept = [...numbersOf(await s.read('shop', '.2')), ...numbersOf(await s.read('shop', '.1')), ...numbersOf(await s.read('shop'))];
+  // The newest lines, contiguous, ending with the last one sent.
+  assert.equal(kept.at(-1), 40 * K - 1);
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 40 * K - kept.length + i));
+  assert.ok((await s.metric('log_shipper_file_rotations_total')) >= 3);
+  await sender.close();
+});
+
+test('LOG_MAX_OPEN_FILES=3 with 10 apps: every line written, never more than 3 files open', async (t) => {
+  const s = await startTestShipper({ LOG_MAX_OPEN_FILES: '3' });
+  t.after(() => s.close());
+  const apps = Array.from({ length: 10 }, (_, i) => `app-${i}`);
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  const K = 5;
+  const BATCHES = 30;
+  const acks: Array<Promise<Ack>> = [];
+  for (let b = 0; b < BATCHES; b++) {
+    // Each batch names the apps in another order, so the LRU keeps evicting files with writes pending.
+    const order = apps.map((_, i) => apps[(i * 3 + b) % apps.length]!);
+    acks.push(sender.send(b + 1, order.map((app) => ({ app, data: lines(app, b * K, K) }))));
+  }
+  assert.ok((await Promise.all(acks)).every((a) => a.status === AckStatus.OK));
+  for (const app of apps) assert.deepEqual(numbersOf(await s.read(app)), Array.from({ length: BATCHES * K }, (_, i) => i), app);
+  const backend = s.shipper.backends[0] as FileBackend;
+  assert.ok(backend.peakOpenFiles <= 3, `peak ${backend.peakOpenFiles}`);
+  assert.ok(backend.peakOpenFiles >= 1);
+  assert.ok((await s.metric('log_shipper_open_files')) <= 3);
+  await sender.close();
+});
+
+test('the backend itself refuses a path outside LOG_DIR: bad names, and an app directory that is a symlink elsewhere', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'file-backend-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const logDir = join(root, 'logs');
+  const outside = join(root, 'outside');
+  await mkdir(outside);
+  const metrics = new ShipperMetrics();
+  const backend = await FileBackend.create({ logDir, maxOpenFiles: 4, rotateBytes: 0, rotateKeep: 1, fsync: 'never', fsyncIntervalMs: 1000 }, metrics, silent);
+  t.after(() => backend.close());
+  const data = Buffer.from('{"a":1}\n');
+  for (const app of ['../outside', '..', 'a/../../outside', '', 'UPPER', '_unrouted']) {
+    await assert.rejects(backend.write([{ app, data, lines: 1 }]), /not an app name/, app);
+  }
+  // A batch with one bad app is refused whole: nothing queued for the good one.
+  await assert.rejects(backend.write([{ app: 'good', data, lines: 1 }, { app: '../x', data, lines: 1 }]));
+  await symlink(outside, join(logDir, 'planted'));
+  await assert.rejects(backend.write([{ app: 'planted', data, lines: 1 }]), /outside LOG_DIR/);
+  assert.deepEqual(await readdir(outside), []);
+  assert.deepEqual((await readdir(logDir)).sort(), ['planted']);
+  // The unrouted section has its own directory.
+  await backend.write([{ app: '-', data, lines: 1 }]);
+  assert.equal(await readFile(join(logDir, '_unrouted', 'router.log'), 'utf8'), '{"a":1}\n');
+  // Its open file is no way in for the name of its directory.
+  await assert.rejects(backend.write([{ app: '_unrouted', data, lines: 1 }]), /not an app name/);
+});
+
+test('LOG_FSYNC=always: each write is followed by an fdatasync before it resolves; interval: synced in the background', async (t) => {
+  const always = await startTestShipper({ LOG_FSYNC: 'always' });
+  t.after(() => always.close());
+  const sender = await LogSender.connect({ port: always.port, token: SHIPPER_TOKEN });
+  for (let b = 0; b < 5; b++) await sender.send(b + 1, [{ app: 'shop', data: lines('shop', b, 1) }, { app: 'blog', data: lines('blog', b, 1) }]);
+  assert.equal(await always.metric('log_shipper_file_fsyncs_total'), 10);
+  assert.equal(await always.metric('log_shipper_file_writes_total'), 10);
+  await sender.close();
+
+  const interval = await startTestShipper({ LOG_FSYNC: 'interval', LOG_FSYNC_INTERVAL: '20' });
+  t.after(() => interval.close());
+  const s2 = await LogSender.connect({ port: interval.port, token: SHIPPER_TOKEN });
+  await s2.send(1, [{ app: 'shop', data: lines('shop', 0, 1) }]);
+  const { eventually } = await import('../../test-support/router.js');
+  await eventually(async () => (await interval.metric('log_shipper_file_fsyncs_total')) >= 1, 5000, 10);
+  await s2.close();
+});
