@@ -26,7 +26,7 @@ options (every command):
   --log-shipper-token TOKEN  log-shipper token (env LOG_SHIPPER_TOKEN)
   -h, --help                 help for routerctl or for a command
 
-Without a token, ./.data/dev-token (written by npm start) is used when present.
+Without a token or URL, the local platform's ./.data/dev-token (written by npm start) is used when present.
 exit codes: 0 ok, 1 refused by the API, 2 usage, 3 not found, 4 unreachable or server error`;
 
 const OPTIONS = {
@@ -82,16 +82,18 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, out: (text:
     for (const key of Object.keys(values)) {
       if (!GLOBAL_OPTIONS.has(key) && !(command.options ?? []).includes(key)) throw new CliError(`--${key} does not apply to ${name}\nusage: ${command.usage}`, EXIT.USAGE, 'USAGE');
     }
-    const fallbackToken = devToken(process.cwd());
+    // The development token of `npm start` stands in only for the local platform's own addresses.
+    const cpUrl = values.url ?? env['CONTROL_PLANE_URL'];
+    const shipperUrl = values['log-shipper-url'] ?? env['LOG_SHIPPER_URL'];
     const ctx: Context = {
       controlPlane: {
-        url: asUrl(values.url ?? env['CONTROL_PLANE_URL'] ?? 'http://127.0.0.1:4000', 'control plane URL'),
-        token: values.token ?? env['CONTROL_PLANE_TOKEN'] ?? fallbackToken,
+        url: asUrl(cpUrl ?? 'http://127.0.0.1:4000', 'control plane URL'),
+        token: values.token ?? (env['CONTROL_PLANE_TOKEN'] || undefined) ?? (cpUrl === undefined ? devToken(process.cwd()) : undefined),
         hookSecret: env['HOOK_SECRET'] || undefined,
       },
       logShipper: {
-        url: asUrl(values['log-shipper-url'] ?? env['LOG_SHIPPER_URL'] ?? 'http://127.0.0.1:5000', 'log-shipper URL'),
-        token: values['log-shipper-token'] ?? env['LOG_SHIPPER_TOKEN'] ?? fallbackToken,
+        url: asUrl(shipperUrl ?? 'http://127.0.0.1:5000', 'log-shipper URL'),
+        token: values['log-shipper-token'] ?? (env['LOG_SHIPPER_TOKEN'] || undefined) ?? (shipperUrl === undefined ? devToken(process.cwd()) : undefined),
       },
       json: values.json === true,
       out,

@@ -39,7 +39,8 @@ export async function send(endpoint: Endpoint, method: string, path: string, bod
   else if (endpoint.token !== undefined) headers['authorization'] = `Bearer ${endpoint.token}`;
   let res: Response;
   try {
-    res = await fetch(new URL(path, endpoint.url), { method, headers, ...(body !== undefined ? { body } : {}) });
+    // Appended, not resolved: a base URL with a path (behind a proxy) keeps it.
+    res = await fetch(`${endpoint.url.replace(/\/+$/, '')}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new CliError(`cannot reach ${endpoint.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.UNAVAILABLE, 'UNREACHABLE');

@@ -2,9 +2,10 @@
  * `routerctl logs`: the log-shipper's tail endpoint (NDJSON over chunked HTTP), printed line
  * by line as it arrives, until the server ends it or the user interrupts a --follow.
  */
-import { send, type Endpoint } from './http-client.js';
+import { CliError, EXIT, send, type Endpoint } from './http-client.js';
 
 export async function tail(endpoint: Endpoint, app: string, lines: number, follow: boolean, out: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  if (endpoint.token === undefined) throw new CliError('LOG_SHIPPER_TOKEN is not set (or pass --log-shipper-token)', EXIT.USAGE, 'USAGE');
   const res = await send(endpoint, 'GET', `/v1/apps/${encodeURIComponent(app)}/logs?lines=${lines}${follow ? '&follow=1' : ''}`);
   if (res.body === null) return;
   const reader = res.body.getReader();

@@ -12,7 +12,7 @@ import { LogSender, lines } from '../../test-support/log-sender.js';
 import { SHIPPER_TOKEN, startTestShipper } from '../../test-support/log-shipper.js';
 import { eventually } from '../../test-support/router.js';
 
-const CLI = sourcePath(import.meta.url, '..', '..', 'dist', 'log-shipper', 'src', 'logs-cli.js');
+const CLI = sourcePath(import.meta.url, '..', '..', 'dist', 'cli', 'src', 'main.js');
 const MAIN = sourcePath(import.meta.url, '..', '..', 'dist', 'log-shipper', 'src', 'main.js');
 
 interface Run {
@@ -23,7 +23,7 @@ interface Run {
 
 function runCli(args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'logs', ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -44,7 +44,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-test('npm run logs: prints the lines; clear errors and exit codes for 401, 404, refused connections and bad usage', async (t) => {
+test('routerctl logs (npm run logs): prints the lines; clear errors and exit codes for 401, 404, refused connections and bad usage', async (t) => {
   const s = await startTestShipper();
   t.after(() => s.close());
   const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
@@ -55,26 +55,28 @@ test('npm run logs: prints the lines; clear errors and exit codes for 401, 404, 
   assert.deepEqual([ok.code, ok.stdout, ok.stderr], [0, lines('shop', 3, 2), '']);
 
   const unauthorized = await runCli(['shop'], { ...env, LOG_SHIPPER_TOKEN: 'nope' });
-  assert.equal(unauthorized.code, 77);
-  assert.match(unauthorized.stderr, /refused the token \(401 UNAUTHENTICATED/);
+  assert.equal(unauthorized.code, 1);
+  assert.match(unauthorized.stderr, /UNAUTHENTICATED/);
 
   const notFound = await runCli(['shop'], { ...env, LOG_SHIPPER_URL: `${s.base}/not-the-shipper` });
-  assert.equal(notFound.code, 66);
-  assert.match(notFound.stderr, /404 NOT_FOUND/);
+  assert.equal(notFound.code, 3);
+  assert.match(notFound.stderr, /NOT_FOUND/);
 
   const refused = await runCli(['shop'], { ...env, LOG_SHIPPER_URL: `http://127.0.0.1:${await freePort()}` });
-  assert.equal(refused.code, 69);
-  assert.match(refused.stderr, /cannot reach the log shipper at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  assert.equal(refused.code, 4);
+  assert.match(refused.stderr, /cannot reach http:\/\/127\.0\.0\.1:\d+\/?: ECONNREFUSED/);
 
   const badApp = await runCli(['Not_An_App'], env);
   assert.equal(badApp.code, 1);
-  assert.match(badApp.stderr, /400 INVALID_APP/);
+  assert.match(badApp.stderr, /INVALID_APP/);
 
-  for (const args of [[], ['shop', '--lines'], ['shop', '--bogus'], ['a', 'b']]) assert.equal((await runCli(args, env)).code, 64, args.join(' '));
-  assert.match((await runCli(['shop'], { LOG_SHIPPER_URL: s.base })).stderr, /LOG_SHIPPER_TOKEN is not set/);
+  for (const args of [[], ['shop', '--lines'], ['shop', '--bogus'], ['a', 'b']]) assert.equal((await runCli(args, env)).code, 2, args.join(' '));
+  const noToken = await runCli(['shop'], { LOG_SHIPPER_URL: s.base });
+  assert.equal(noToken.code, 2);
+  assert.match(noToken.stderr, /LOG_SHIPPER_TOKEN is not set/);
 
   // --follow: the history, then lines as they arrive, until interrupted.
-  const child = spawn(process.execPath, [CLI, 'shop', '--lines=1', '--follow'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'logs', 'shop', '--lines=1', '--follow'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   t.after(() => child.kill('SIGKILL'));
