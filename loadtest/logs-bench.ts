@@ -3,12 +3,12 @@
  *
  *   npm run bench:logs [-- --quick] [--rates 100,250,312,375,500,1000,2000] [--seconds 60]
  *     [--reopen-seconds 20] [--apps 100] [--search-apps 100,10000] [--search-seconds 30]
- *     [--apps-per-batch 8] [--no-search]
+ *     [--apps-per-batch 8] [--connections 4] [--no-search]
  *
- * For each rate: 64 KB batches (256 lines of 256 bytes) sent at that constant rate for
+ * For each rate: 64 KB batches (200 lines of 320 bytes) sent at that constant rate for
  * `seconds` to a freshly started shipper (file backend, default settings) while a SIGHUP
  * reopens its files every `reopen-seconds`; reported: the lines due by the end that were
- * still not written (acknowledged) at the end — Scalingo: 0 at 250/s, 4096 at 312/s —, the
+ * still not written (acknowledged) a second after the end — Scalingo: 0 at 250/s, 4096 at 312/s —, the
  * shipper's CPU and peak RSS; then every line is waited for and the files' sizes checked
  * (nothing lost). Then the highest rate with 0 remaining, for 100 and for 10 000 apps (the
  * latter churns through LOG_MAX_OPEN_FILES=1024 handles). The machine's raw append speed,
@@ -29,9 +29,11 @@ import { Progress } from './router-bench/progress.js';
 
 const TOKEN = 'logs-bench-token-0123456789';
 const BATCH_BYTES = 64 * 1024;
-const LINES_PER_BATCH = BATCH_BYTES / LINE_BYTES;
-/** Unacked batches the sender keeps in flight (16 MiB): a shipper behind by more shows as a slipped schedule. */
-const WINDOW = 256;
+/** Whole lines, the same number per app section: just under 64 KiB. */
+const linesPerSection = (appsPerBatch: number): number => Math.floor(BATCH_BYTES / LINE_BYTES / appsPerBatch);
+/** Unacked batches each connection keeps in flight (4 MiB): a shipper behind by more shows as a slipped schedule. */
+const WINDOW = 64;
+const ACK_GRACE_MS = 1_000;
 
 interface Options {
   quick: boolean;
@@ -42,14 +44,15 @@ interface Options {
   searchApps: number[];
   searchSeconds: number;
   appsPerBatch: number;
+  connections: number;
   search: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const o: Options = quick
-    ? { quick, rates: [250, 1000, 2000], seconds: 5, reopenSeconds: 2, apps: 100, searchApps: [100, 10_000], searchSeconds: 4, appsPerBatch: 8, search: true }
-    : { quick, rates: [100, 250, 312, 375, 500, 1000, 2000], seconds: 60, reopenSeconds: 20, apps: 100, searchApps: [100, 10_000], searchSeconds: 30, appsPerBatch: 8, search: true };
+    ? { quick, rates: [250, 1000, 2000], seconds: 5, reopenSeconds: 2, apps: 100, searchApps: [100, 10_000], searchSeconds: 4, appsPerBatch: 8, connections: 4, search: true }
+    : { quick, rates: [100, 250, 312, 375, 500, 1000, 2000], seconds: 60, reopenSeconds: 20, apps: 100, searchApps: [100, 10_000], searchSeconds: 30, appsPerBatch: 8, connections: 4, search: true };
   const list = (raw: string): number[] => raw.split(',').map((x) => {
     const n = Number(x);
     if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`not a positive integer: ${x}`);
@@ -68,6 +71,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--search-apps') (o.searchApps = list(v)), i++;
     else if (a === '--search-seconds') (o.searchSeconds = list(v)[0]!), i++;
     else if (a === '--apps-per-batch') (o.appsPerBatch = list(v)[0]!), i++;
+    else if (a === '--connections') (o.connections = list(v)[0]!), i++;
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -85,6 +89,7 @@ interface RateResult {
   /** After waiting: lines in the files (by size) minus lines acked — must be 0. */
   lost: number;
   cpuCores: number;
+  senderCores: number;
   peakRssMiB: number;
   reopens: number;
   foreignCores: number;
@@ -146,9 +151,21 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
   await mkdir(logDir);
   const port = await freePort();
   const shipper = await startShipper(runDir, logDir, port);
-  const sender = new BatchSender(port, TOKEN, WINDOW);
-  await sender.connect();
-  const corpus = new Corpus(LINES_PER_BATCH / o.appsPerBatch);
+  // Several connections, as from several router workers: the shipper paces each connection.
+  const senders = Array.from({ length: o.connections }, () => new BatchSender(port, TOKEN, WINDOW));
+  await Promise.all(senders.map((x) => x.connect()));
+  let turn = 0;
+  /** The next connection with room in its window, or null when all are full (behind schedule). */
+  const sender = (): BatchSender | null => {
+    for (let k = 0; k < senders.length; k++) {
+      const candidate = senders[turn++ % senders.length]!;
+      if (candidate.canSend()) return candidate;
+    }
+    return null;
+  };
+  const total = (field: 'batchesSent' | 'linesSent' | 'linesAcked'): number => senders.reduce((sum, x) => sum + x.stats[field], 0);
+  const corpus = new Corpus(linesPerSection(o.appsPerBatch));
+  const LINES_PER_BATCH = linesPerSection(o.appsPerBatch) * o.appsPerBatch;
   const names = Array.from({ length: apps }, (_, i) => `app-${String(i).padStart(5, '0')}`);
   let nextApp = 0;
   const batch = (): Array<{ app: string; data: Buffer }> => {
@@ -168,29 +185,39 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
     reopens++;
   }, o.reopenSeconds * 1000);
   const cpu0 = await cpuMs([shipper.pid]);
+  const self0 = process.cpuUsage();
   const result = await measured(async () => {
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     let due = 0;
     while (performance.now() < end) {
       due = Math.min(Math.floor(((performance.now() - t0) / 1000) * rate), rate * seconds);
-      while (sender.stats.batchesSent < due && sender.canSend()) sender.send(batch(), LINES_PER_BATCH);
+      for (let next = sender(); total('batchesSent') < due && next !== null; next = sender()) next.send(batch(), LINES_PER_BATCH);
       await new Promise((resolve) => setImmediate(resolve));
-      if (sender.stats.batchesSent >= due) await sleep(1);
+      if (total('batchesSent') >= due) await sleep(1);
     }
-    return { acked: sender.stats.linesAcked, sent: sender.stats.linesSent, cpu: await cpuMs([shipper.pid]), elapsed: performance.now() - t0 };
+    // The last batches due at the very end, if the loop left before sending them.
+    for (let next = sender(); total('batchesSent') < rate * seconds && next !== null; next = sender()) next.send(batch(), LINES_PER_BATCH);
+    const cpu = await cpuMs([shipper.pid]);
+    const elapsed = performance.now() - t0;
+    const self = process.cpuUsage(self0);
+    // A batch sent in the last instant cannot be acknowledged yet: what counts is what is still
+    // unwritten a second later (a shipper that falls behind is behind by far more).
+    await sleep(ACK_GRACE_MS);
+    return { acked: total('linesAcked'), sent: total('linesSent'), cpu, elapsed, senderCores: (self.user + self.system) / 1000 / elapsed };
   });
   clearInterval(reopener);
   clearInterval(sampler);
   const dueLines = rate * seconds * LINES_PER_BATCH;
   // Everything still owed is sent now, then waited for: nothing may be lost.
-  while (sender.stats.batchesSent < rate * seconds) {
-    if (sender.canSend()) sender.send(batch(), LINES_PER_BATCH);
+  while (total('batchesSent') < rate * seconds) {
+    const next = sender();
+    if (next !== null) next.send(batch(), LINES_PER_BATCH);
     else await sleep(1);
   }
-  const settled = await sender.settle(120_000);
-  if (!settled) progress.note(`${sender.unacked()} batches never acknowledged`);
-  sender.close();
+  const settled = await Promise.all(senders.map((x) => x.settle(120_000)));
+  if (!settled.every(Boolean)) progress.note(`${senders.reduce((n, x) => n + x.unacked(), 0)} batches never acknowledged`);
+  for (const x of senders) x.close();
   await shipper.stop('SIGTERM', 30_000);
   const inFiles = (await bytesUnder(logDir)) / LINE_BYTES;
   await rm(logDir, { recursive: true, force: true });
@@ -203,13 +230,14 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
     sent: result.sent,
     acked: result.acked,
     remaining: Math.max(0, dueLines - result.acked),
-    lost: sender.stats.linesAcked - inFiles,
+    lost: total('linesAcked') - inFiles,
     cpuCores,
+    senderCores: result.senderCores,
     peakRssMiB: peakRss,
     reopens,
     foreignCores: result.machine.foreignCores,
   };
-  progress.note(`${apps} apps, ${rate}/s: remaining ${r.remaining}, shipper ${cpuCores.toFixed(2)} cores, ${peakRss.toFixed(0)} MiB, acked ${sender.stats.linesAcked}, in files ${inFiles}`);
+  progress.note(`${apps} apps, ${rate}/s: remaining ${r.remaining}, shipper ${cpuCores.toFixed(2)} cores, sender ${result.senderCores.toFixed(2)}, other ${result.machine.foreignCores.toFixed(2)}, ${peakRss.toFixed(0)} MiB, acked ${total('linesAcked')}, in files ${inFiles}`);
   return r;
 }
 
@@ -227,8 +255,8 @@ async function ddAppend(runDir: string, quick: boolean): Promise<{ mbPerS: numbe
 
 function render(o: Options, machine: string, dd: Awaited<ReturnType<typeof ddAppend>>, rates: RateResult[], search: RateResult[][], startedAt: Date, argv: string[]): string {
   const row = (r: RateResult): string =>
-    `| ${r.apps} | ${r.rate} | ${(r.rate * BATCH_BYTES / 1e6).toFixed(1)} | ${r.remaining} | ${r.lost} | ${r.cpuCores.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} | ${r.reopens} | ${r.foreignCores.toFixed(2)} |`;
-  const head = '| apps | batches/s | MB/s | lines remaining at the end | lost | shipper CPU (cores) | peak RSS MiB | reopens | other work (cores) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+    `| ${r.apps} | ${r.rate} | ${(r.rate * BATCH_BYTES / 1e6).toFixed(1)} | ${r.remaining} | ${r.lost} | ${r.cpuCores.toFixed(2)} | ${r.senderCores.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} | ${r.reopens} | ${r.foreignCores.toFixed(2)} |`;
+  const head = '| apps | batches/s | MB/s | lines remaining at the end | lost | shipper CPU (cores) | sender CPU (cores) | peak RSS MiB | reopens | other work (cores) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const best = search.map((runs) => {
     const ok = runs.filter((r) => r.remaining === 0);
     return ok.length === 0 ? null : ok.reduce((a, b) => (b.rate > a.rate ? b : a));
@@ -239,7 +267,7 @@ function render(o: Options, machine: string, dd: Awaited<ReturnType<typeof ddApp
     `Command: \`npm run bench:logs --${argv.length ? ` ${argv.join(' ')}` : ''}\``,
     `Machine: ${machine}`,
     '',
-    `Batches of ${BATCH_BYTES / 1024} KiB: ${LINES_PER_BATCH} lines of ${LINE_BYTES} bytes over ${o.appsPerBatch} apps; SIGHUP every ${o.reopenSeconds} s; file backend with default settings (LOG_FSYNC=interval, LOG_MAX_OPEN_FILES=1024), LOG_ROTATE_BYTES=256 MiB, LOG_ROTATE_KEEP=100 (rotation happens, nothing is discarded). "Remaining": lines due by the end of the ${o.seconds} s that were not acknowledged (written) at that moment. "Lost": lines acknowledged but not in the files once everything was waited for.`,
+    `Batches of ${linesPerSection(o.appsPerBatch) * o.appsPerBatch} lines of ${LINE_BYTES} bytes (${((linesPerSection(o.appsPerBatch) * o.appsPerBatch * LINE_BYTES) / 1024).toFixed(1)} KiB) over ${o.appsPerBatch} apps, from ${o.connections} connections (router workers); SIGHUP every ${o.reopenSeconds} s; file backend with default settings (LOG_FSYNC=interval, LOG_MAX_OPEN_FILES=1024), LOG_ROTATE_BYTES=256 MiB, LOG_ROTATE_KEEP=100 (rotation happens, nothing is discarded). "Remaining": lines due by the end of the ${o.seconds} s that were not acknowledged (written) one second later. "Lost": lines acknowledged but not in the files once everything was waited for.`,
     '',
     `Raw append speed of this disk (\`dd if=/dev/zero bs=64k oflag=append\`): **${dd.mbPerS.toFixed(0)} MB/s = ${dd.batchesPerS.toFixed(0)} batches of 64 KB per second** (${dd.text}).`,
     '',

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { AckStatus, decodeAck, encodeBatch, encodeHello, FrameDecoder, FrameType, LOG_PROTOCOL_MAGIC } from '../../proto/log-batch.js';
 
 /** Every line has exactly this many bytes with its '\n': files are counted by size. */
-export const LINE_BYTES = 256;
+export const LINE_BYTES = 320;
 
 /** A realistic access-log line of the router's shape, padded to LINE_BYTES. */
 export function line(app: string, i: number): string {
@@ -26,6 +26,8 @@ export interface SenderStats {
   batchesAcked: number;
   badAcks: number;
 }
+
+let connections = 0;
 
 export class BatchSender {
   readonly stats: SenderStats = { batchesSent: 0, linesSent: 0, linesAcked: 0, batchesAcked: 0, badAcks: 0 };
@@ -57,7 +59,8 @@ export class BatchSender {
       this.socket.once('error', reject);
       this.socket.once('close', () => reject(new Error('shipper closed the connection')));
     });
-    this.socket.write(Buffer.concat([LOG_PROTOCOL_MAGIC, encodeHello({ token: this.token, router: `logs-bench:${process.pid}:${Date.now()}` })]));
+    // A router id per connection: seq numbers are scoped by it, and the shipper skips a seq it already wrote.
+    this.socket.write(Buffer.concat([LOG_PROTOCOL_MAGIC, encodeHello({ token: this.token, router: `logs-bench:${process.pid}:${Date.now()}:${++connections}` })]));
     await this.ready;
   }
 
