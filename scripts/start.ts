@@ -27,6 +27,8 @@ interface ServiceSpec {
 // Started in this order and stopped in reverse: a service may depend on those above it.
 const SERVICES: ServiceSpec[] = [
   { name: 'control-plane', entry: 'dist/control-plane/src/main.js', readyPattern: /"msg":"control plane listening"/ },
+  // Before the router, which ships its access logs there from its first request.
+  { name: 'log-shipper', entry: 'dist/log-shipper/src/main.js', readyPattern: /"msg":"log shipper listening"/ },
   { name: 'router', entry: 'dist/data-plane/src/main.js', readyPattern: /"msg":"router listening"/ },
 ];
 
@@ -263,6 +265,7 @@ function banner(controlPlane: Running, router: Running | undefined, redisUrl: st
     ` REST API    ${rest}`,
     ` gRPC        ${grpc}`,
     ` Router      ${routerUrl}   (admin: ${routerAdmin}/metrics, /readyz)`,
+    ` Log shipper http://127.0.0.1:${process.env['LOG_SHIPPER_PORT'] || '5000'}   (per-app files in ${process.env['LOG_DIR'] || join(DATA_DIR, 'logs')})`,
     ` Redis       ${withoutPassword(redisUrl)} (${redisKind})`,
   ];
   if (token === undefined) {
@@ -282,6 +285,8 @@ function banner(controlPlane: Running, router: Running | undefined, redisUrl: st
     ' Try it — the demo app, deployed through the control plane, answers through the router:',
     '',
     `   curl -s http://demo.${domain}:${routerPort}/`,
+    '   npm run logs -- demo --follow        # its access log, live (routerctl logs)',
+    '   npm run routerctl -- routers         # the fleet: workers, code and config version, lag',
     '',
     ' Deploy your own (an app listening on 127.0.0.1:3000):',
     '',
@@ -325,6 +330,13 @@ async function main(): Promise<void> {
     tokenIsDev = true;
     env['CONTROL_PLANE_TOKENS'] = token;
   }
+
+  // The log-shipper keeps per-app files under .data/logs and takes the development token
+  // unless told otherwise; the router ships to it.
+  env['LOG_DIR'] ||= join(DATA_DIR, 'logs');
+  env['LOG_SHIPPER_PORT'] ||= '5000';
+  env['LOG_SHIPPER_TOKEN'] ||= token ?? (await developmentToken());
+  env['LOG_SHIPPER_URL'] ||= `127.0.0.1:${env['LOG_SHIPPER_PORT']}`;
 
   let key: KeyNote;
   try {
