@@ -206,7 +206,9 @@ async function main(): Promise<void> {
       for (const t of targets) pools.set(t.name, pacedPool(t.origin, t.tls));
       const stack: RateStack = { targets, pools, progress, quiet, ...cpuStack };
       results.rateTargets = { http: 'router http', https: 'router https', httpsNew: 'router https, new connection', nginxHttp: 'nginx http', nginxHttps: 'nginx https', nginxHttpsNew: 'nginx https, new connection' };
-      results.rates = await rateLadder(stack, opts.rates, opts.rateSeconds, opts.warmSeconds, opts.quick ? 0.5 : 2);
+      // The router closes a client connection idle for 5 s (Node's keepAliveTimeout; nginx here: 300 s), so each of
+      // its keep-alive phases re-opens its TLS connections: the lead-in must cover those handshakes.
+      results.rates = await rateLadder(stack, opts.rates, opts.rateSeconds, opts.warmSeconds, opts.quick ? 1 : 2);
       await Promise.all([...pools.values()].map((p) => p.close()));
       pools.clear();
     }
