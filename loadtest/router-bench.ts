@@ -29,11 +29,11 @@ import { startEmbeddedRedis } from '../scripts/embedded-redis.js';
 import { profileDirFromArgs, summarizeProfiles } from './router-bench/cpu-profile.js';
 import { BENCH_APP, BENCH_HOST, FLOOR, rateLadder, throughput, topology, type HttpStack } from './router-bench/http-parts.js';
 import { pacedPool, type PacedTarget } from './router-bench/load.js';
-import { measured, Quiet } from './router-bench/machine.js';
+import { describeMachine, measured, Quiet } from './router-bench/machine.js';
 import { memory } from './router-bench/memory.js';
 import { backendConfig, findNginx, proxyConfig, startNginx, type Nginx } from './router-bench/nginx.js';
 import { container, Platform } from './router-bench/platform.js';
-import { childPids, freePorts, HOST, register, run, snapshotRouterCode, startControlPlane, startNodeFloor, startRouter, stopAll, type RouterProcess } from './router-bench/processes.js';
+import { childPids, freePorts, HOST, register, routerLogCounts, snapshotRouterCode, startControlPlane, startNodeFloor, startRouter, stopAll, type RouterProcess } from './router-bench/processes.js';
 import { Progress } from './router-bench/progress.js';
 import { propagation } from './router-bench/propagation.js';
 import { renderReport, type Results } from './router-bench/report.js';
@@ -135,34 +135,6 @@ function plannedSeconds(o: Options, part: Part): number {
   }
 }
 
-async function versionOf(command: string, args: string[], re: RegExp): Promise<string> {
-  const { stdout, stderr } = await run(command, args);
-  return re.exec(`${stdout}${stderr}`)?.[1] ?? 'not installed';
-}
-
-async function machineLine(nginxVersion: string): Promise<string> {
-  const cpus = os.cpus();
-  const redis = await versionOf('redis-server', ['--version'], /v=(\S+)/);
-  const wrkVersion = await versionOf('wrk', ['--version'], /wrk (\S+)/);
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}, nginx ${nginxVersion}, redis ${redis}, wrk ${wrkVersion}; load generator in the same VM on the same cores; load average at start ${load}`;
-}
-
-async function routerLogCounts(router: RouterProcess): Promise<{ errorLines: number; warnLines: number; samples: string[] }> {
-  const count = async (needle: string): Promise<number> => Number((await run('grep', ['-c', '-F', needle, router.logFile], 30_000)).stdout.trim() || 0);
-  // The first few lines go into the report: the log itself is deleted with a successful run.
-  const first = (await run('grep', ['-m', '5', '-E', '"level":(40|50|60)', router.logFile], 30_000)).stdout.split('\n').filter(Boolean);
-  const samples = first.map((line) => {
-    try {
-      const rec = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
-      return `level ${rec.level}: ${rec.msg ?? ''}${rec.err !== undefined ? ` (${typeof rec.err === 'string' ? rec.err : JSON.stringify(rec.err).slice(0, 200)})` : ''}`;
-    } catch {
-      return line.slice(0, 200);
-    }
-  });
-  return { errorLines: (await count('"level":50')) + (await count('"level":60')), warnLines: await count('"level":40'), samples };
-}
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const has = (p: Part): boolean => opts.parts.includes(p);
@@ -193,7 +165,7 @@ async function main(): Promise<void> {
     progress.step(`starting redis, control plane, nginx, router (files in ${runDir})`, 10);
     const code = await snapshotRouterCode(runDir);
     const nginxBin = await findNginx();
-    const machine = await machineLine(nginxBin.version);
+    const machine = await describeMachine(nginxBin.version);
     const redis = await startEmbeddedRedis();
     let stoppingRedis = false;
     // Every later failure would otherwise read as the control plane's or the router's.

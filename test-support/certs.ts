@@ -17,6 +17,8 @@ export interface IssueOptions {
   notBefore?: Date;
   notAfter?: Date;
   commonName?: string;
+  /** The leaf's key pair (of `keyType`), e.g. one shared by many certificates; default a new one. */
+  keys?: webcrypto.CryptoKeyPair;
 }
 
 export interface TestCa {
@@ -52,7 +54,7 @@ function signingAlgorithm(issuerKeyType: KeyType): webcrypto.Algorithm | webcryp
     : { name: 'RSASSA-PKCS1-v1_5' };
 }
 
-async function generateKeys(keyType: KeyType): Promise<WebCryptoKeyPair> {
+export async function generateKeys(keyType: KeyType): Promise<WebCryptoKeyPair> {
   return webcrypto.subtle.generateKey(keyAlgorithm(keyType), true, ['sign', 'verify']);
 }
 
@@ -132,7 +134,7 @@ export async function createTestCa(opts: { keyType?: KeyType; commonName?: strin
     keyPem: keyToPem(caKeys.privateKey),
     async issue(issueOpts: IssueOptions): Promise<TestCert> {
       const keyType = issueOpts.keyType ?? 'ec';
-      const leafKeys = await generateKeys(keyType);
+      const leafKeys = issueOpts.keys ?? (await generateKeys(keyType));
       const { notBefore, notAfter } = defaultValidity(issueOpts);
       const leaf = await x509.X509CertificateGenerator.create({
         serialNumber: serialNumber(),

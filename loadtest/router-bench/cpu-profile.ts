@@ -11,7 +11,8 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
 }
 
-interface CpuProfile {
+/** V8's profile format: what --cpu-prof writes and what the inspector's Profiler.stop returns. */
+export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -40,16 +41,24 @@ function area(url: string, name: string): string {
 export async function summarizeProfiles(dir: string, pids: Set<number>, topN = 20): Promise<ProfileSummary | null> {
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.cpuprofile'));
   const selected: string[] = [];
-  const self = new Map<string, { name: string; where: string; ms: number; area: string }>();
-  let busy = 0;
-  let idle = 0;
+  const profiles: CpuProfile[] = [];
   for (const f of files) {
     // CPU.<yyyymmdd>.<hhmmss>.<pid>.<thread>.<seq>.cpuprofile
     const m = /^CPU\.\d+\.\d+\.(\d+)\./.exec(f);
     if (m === null || !pids.has(Number(m[1]))) continue;
-    const profile = JSON.parse(await readFile(path.join(dir, f), 'utf8')) as CpuProfile;
+    profiles.push(JSON.parse(await readFile(path.join(dir, f), 'utf8')) as CpuProfile);
+    selected.push(f);
+  }
+  return summarizeCpuProfiles(profiles, selected, topN);
+}
+
+/** Self time per function and per area over `profiles` together; `names` label them in the report. */
+export function summarizeCpuProfiles(profiles: CpuProfile[], names: string[], topN = 20): ProfileSummary | null {
+  const self = new Map<string, { name: string; where: string; ms: number; area: string }>();
+  let busy = 0;
+  let idle = 0;
+  for (const profile of profiles) {
     const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-    let fileBusy = 0;
     const local = new Map<number, number>();
     for (let i = 0; i < profile.samples.length; i++) {
       const id = profile.samples[i]!;
@@ -62,7 +71,7 @@ export async function summarizeProfiles(dir: string, pids: Set<number>, topN = 2
         idle += ms;
         continue;
       }
-      fileBusy += ms;
+      busy += ms;
       const name = functionName === '' ? '(anonymous)' : functionName;
       const where = url === '' ? '' : `${url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}`;
       const key = `${name} ${where}`;
@@ -70,14 +79,12 @@ export async function summarizeProfiles(dir: string, pids: Set<number>, topN = 2
       entry.ms += ms;
       self.set(key, entry);
     }
-    busy += fileBusy;
-    selected.push(f);
   }
-  if (selected.length === 0) return null;
+  if (profiles.length === 0) return null;
   const areas = new Map<string, number>();
   for (const e of self.values()) areas.set(e.area, (areas.get(e.area) ?? 0) + e.ms);
   return {
-    files: selected,
+    files: names,
     busyMs: busy,
     idleMs: idle,
     top: [...self.values()].sort((a, b) => b.ms - a.ms).slice(0, topN).map((e) => ({ name: e.name, where: e.where, ms: e.ms, share: e.ms / busy })),

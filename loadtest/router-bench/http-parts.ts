@@ -3,7 +3,7 @@
  * reloads (nginx), and closed-loop maximum throughput — each for the direct backend, nginx
  * and the router side by side.
  */
-import type { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { constantRate, hasWrk, undiciClosedLoop, wrk, type PacedTarget, type RateResult, type ThroughputResult } from './load.js';
 import type { Nginx } from './nginx.js';
 import { proxyConfig } from './nginx.js';
@@ -17,19 +17,24 @@ export const BENCH_HOST = `${BENCH_APP}.localhost`;
 /** The minimal Node proxy of node-floor.ts, measured in the throughput part only. */
 export const FLOOR = 'node floor';
 
-export interface HttpStack {
-  platform: Platform;
-  proxy: Nginx;
-  proxyPort: number;
-  /** Every backend port; the app and nginx's upstream use all of them outside the topology part. */
-  backends: Container[];
+/** What the constant-rate ladder and the CPU accounting need (the TLS benchmark builds one too). */
+export interface RateStack {
   targets: PacedTarget[];
-  pools: Map<string, Pool>;
+  /** By target name: a Pool for plain HTTP, a Pool of TLS connections for HTTPS. */
+  pools: Map<string, Dispatcher>;
   progress: Progress;
   quiet: Quiet;
   /** The processes doing a target's proxying (none for direct), read again before each run: a reload replaces nginx's workers. */
   proxyPids(target: string): Promise<number[]>;
   backendPids(): Promise<number[]>;
+}
+
+export interface HttpStack extends RateStack {
+  platform: Platform;
+  proxy: Nginx;
+  proxyPort: number;
+  /** Every backend port; the app and nginx's upstream use all of them outside the topology part. */
+  backends: Container[];
 }
 
 /** CPU time per request of the proxy and of the backends during one run: what a request costs each. */
@@ -41,7 +46,8 @@ export interface CpuPerRequest {
 
 export type Measured<T> = T & { cpu: CpuPerRequest; machine: MachineShare; attempts?: number };
 
-async function withCpu<T extends { ok?: number; requests?: number }>(stack: HttpStack, target: string, work: () => Promise<T>): Promise<Measured<T>> {
+/** `work`'s result counts what the CPU is divided by: `ok` (requests, handshakes) or `requests`. */
+export async function withCpu<T extends { ok?: number; requests?: number }>(stack: Pick<RateStack, 'proxyPids' | 'backendPids'>, target: string, work: () => Promise<T>): Promise<Measured<T>> {
   const proxy = await stack.proxyPids(target);
   const backend = await stack.backendPids();
   const [p0, b0, m0] = [await cpuMs(proxy), await cpuMs(backend), await snapshot()];
@@ -59,7 +65,7 @@ async function withCpu<T extends { ok?: number; requests?: number }>(stack: Http
 const SETTLE_MS = 1000;
 
 /** `warmSeconds`: once per target at the start; `phaseWarmSeconds`: unrecorded lead-in of every phase at its rate. */
-export async function rateLadder(stack: HttpStack, rates: number[], seconds: number, warmSeconds: number, phaseWarmSeconds: number): Promise<Array<Measured<RateResult>>> {
+export async function rateLadder(stack: RateStack, rates: number[], seconds: number, warmSeconds: number, phaseWarmSeconds: number): Promise<Array<Measured<RateResult>>> {
   for (const t of stack.targets) {
     stack.progress.step(`http: warm-up ${t.name} at 500 req/s`, warmSeconds);
     await constantRate(stack.pools.get(t.name)!, t, 500, warmSeconds);

@@ -9,7 +9,7 @@
  * charged from when it should have gone, whoever made it late — the generator included,
  * which is why its own lateness is reported next to the figures.
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { run, sleep } from './processes.js';
 
 export interface Latency {
@@ -58,21 +58,25 @@ export interface PacedTarget {
   name: string;
   origin: string;
   host: string;
+  /** Every request on a new connection (`Connection: close`, undici's `reset`): what accepting costs at a rate. */
+  newConnectionPerRequest?: boolean;
 }
 
 /** Enough keep-alive connections that a stall of tens of ms at 2000/s never queues in the client. */
 const PACED_CONNECTIONS = 128;
 const REQUEST_TIMEOUT_MS = 10_000;
 
-export function pacedPool(origin: string): Pool {
-  return new Pool(origin, { connections: PACED_CONNECTIONS, pipelining: 1, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+/** `tls`: for an https origin, how to connect (`ca`, `servername`, `maxCachedSessions`…). */
+export function pacedPool(origin: string, tls?: Pool.Options['connect']): Pool {
+  return new Pool(origin, { connections: PACED_CONNECTIONS, pipelining: 1, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, ...(tls === undefined ? {} : { connect: tls }) });
 }
 
 /**
  * `rate` GET / per second for `seconds`. Requests due at the same tick go out together; the
  * wait between ticks uses timers, not a spin, so the generator leaves the cores to the target.
+ * `pool`: any undici dispatcher (a Pool of TLS connections for HTTPS targets).
  */
-export async function constantRate(pool: Pool, target: PacedTarget, rate: number, seconds: number, warmSeconds = 0): Promise<RateResult> {
+export async function constantRate(pool: Dispatcher, target: PacedTarget, rate: number, seconds: number, warmSeconds = 0): Promise<RateResult> {
   const total = Math.max(1, Math.floor(rate * seconds));
   // Sent first at the same rate, not recorded: the client's connections (and the target's
   // upstream ones) are those of this rate when the measured part starts, as with a steady
@@ -105,14 +109,16 @@ export async function constantRate(pool: Pool, target: PacedTarget, rate: number
     slowest.sort((a, b) => a.ms - b.ms);
     if (slowest.length > SLOWEST) slowest.shift();
   };
+  // `reset` only when asked: an explicit false would change undici's keep-alive handling.
+  const options: Dispatcher.RequestOptions = { path: '/', method: 'GET', headers: { host: target.host }, ...(target.newConnectionPerRequest === true ? { reset: true } : {}) };
   const fire = (scheduled: number): void => {
     const sentAt = performance.now();
     if (scheduled < measuredFrom) {
-      pool.request({ path: '/', method: 'GET', headers: { host: target.host } }).then((res) => res.body.dump(), () => undefined).catch(() => undefined);
+      pool.request(options).then((res) => res.body.dump(), () => undefined).catch(() => undefined);
       return;
     }
     pool
-      .request({ path: '/', method: 'GET', headers: { host: target.host } })
+      .request(options)
       .then(async (res) => {
         const body = await res.body.text();
         const end = performance.now();

@@ -5,7 +5,8 @@
  * process tree (and the hypervisor's steal), and the report flags the phases where it was high.
  */
 import { readdir } from 'node:fs/promises';
-import { readText } from './processes.js';
+import os from 'node:os';
+import { readText, run } from './processes.js';
 
 /** Linux reports CPU times in USER_HZ ticks, 100 per second on every mainstream build. */
 const TICK_MS = 10;
@@ -124,4 +125,18 @@ export class Quiet {
     }
     return { ...last!, attempts };
   }
+}
+
+async function versionOf(command: string, args: string[], re: RegExp): Promise<string> {
+  const { stdout, stderr } = await run(command, args);
+  return re.exec(`${stdout}${stderr}`)?.[1] ?? 'not installed';
+}
+
+/** The report's machine line: CPUs, memory, kernel, the versions of everything measured, the load at start. */
+export async function describeMachine(nginxVersion: string): Promise<string> {
+  const cpus = os.cpus();
+  const redis = await versionOf('redis-server', ['--version'], /v=(\S+)/);
+  const wrkVersion = await versionOf('wrk', ['--version'], /wrk (\S+)/);
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version} (OpenSSL ${process.versions.openssl}), nginx ${nginxVersion}, redis ${redis}, wrk ${wrkVersion}; load generator in the same VM on the same cores; load average at start ${load}`;
 }

@@ -6,9 +6,9 @@
  */
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { WebSocket } from 'ws';
+import { devtools, inspectorUrls } from './inspector.js';
 import { container, type Platform } from './platform.js';
-import { HOST, readText, rssMiB, sleep, type RouterProcess } from './processes.js';
+import { HOST, rssMiB, sleep, type RouterProcess } from './processes.js';
 import type { Progress } from './progress.js';
 
 export interface RssSample {
@@ -23,45 +23,10 @@ export interface RssSample {
   retainedMiB: Record<string, number>;
 }
 
-/** Calls over the DevTools protocol, one at a time, bounded by `timeoutMs` in all. */
-async function devtools(url: string, calls: Array<[string, object]>, timeoutMs = 10_000): Promise<unknown[]> {
-  const ws = new WebSocket(url);
-  const timer = setTimeout(() => ws.terminate(), timeoutMs);
-  try {
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-      ws.once('close', () => reject(new Error('inspector closed')));
-    });
-    const results: unknown[] = [];
-    let id = 0;
-    for (const [method, params] of calls) {
-      const mine = ++id;
-      ws.send(JSON.stringify({ id: mine, method, params }));
-      results.push(
-        await new Promise((resolve, reject) => {
-          const onMessage = (data: Buffer): void => {
-            const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-            if (msg.id !== mine) return;
-            ws.off('message', onMessage);
-            resolve(msg.result);
-          };
-          ws.on('message', onMessage);
-          ws.once('close', () => reject(new Error('inspector closed')));
-        }),
-      );
-    }
-    return results;
-  } finally {
-    clearTimeout(timer);
-    ws.close();
-  }
-}
-
 /** Worker pid → heap MiB after two full collections, through each process's inspector (see the router log). */
 async function retained(router: RouterProcess): Promise<Map<number, number>> {
   const out = new Map<number, number>();
-  const urls = [...(await readText(router.logFile)).matchAll(/Debugger listening on (ws:\/\/\S+)/g)].map((m) => m[1]!);
+  const urls = await inspectorUrls(router.logFile);
   for (const url of urls) {
     try {
       const [pid, , , usage] = (await devtools(url, [

@@ -33,7 +33,7 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-function common(dir: string, workers: number, errorLevel: string): string {
+export function common(dir: string, workers: number, errorLevel: string): string {
   // Temp paths inside the directory: nginx creates them at start even when nothing is buffered.
   return `worker_processes ${workers};
 pid ${dir}/nginx.pid;
@@ -42,7 +42,7 @@ events { worker_connections 8192; }
 `;
 }
 
-function httpCommon(dir: string): string {
+export function httpCommon(dir: string): string {
   return `  client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -66,28 +66,36 @@ ${httpCommon(dir)}${servers}
 `;
 }
 
-export function proxyConfig(dir: string, port: number, upstreamPorts: number[]): string {
+/** The `upstream bench` block: keep-alive connections to the containers, like the router's pools. */
+export function upstreamBlock(upstreamPorts: number[]): string {
   const servers = upstreamPorts.map((p) => `    server ${HOST}:${p};`).join('\n');
-  // Like the router: keep-alive upstream connections, an access line per request written to a
-  // file through a buffer, X-Forwarded-* and a request id added. notice level: reloads are logged.
-  return `${common(dir, 2, 'notice')}http {
-${httpCommon(dir)}  access_log ${dir}/access.log combined buffer=64k flush=1s;
-  upstream bench {
+  return `  upstream bench {
 ${servers}
     keepalive 64;
     keepalive_requests 1000000;
     keepalive_timeout 300s;
   }
-  server {
-    listen ${HOST}:${port} reuseport;
-    location / {
-      proxy_pass http://bench;
+`;
+}
+
+/** What the router does to a request on its way: HTTP/1.1 upstream on a kept-alive connection, X-Forwarded-* and a request id. */
+export const PROXY_DIRECTIVES = `proxy_pass http://bench;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header X-Request-Id $request_id;`;
+
+export function proxyConfig(dir: string, port: number, upstreamPorts: number[]): string {
+  // Like the router: keep-alive upstream connections, an access line per request written to a
+  // file through a buffer, X-Forwarded-* and a request id added. notice level: reloads are logged.
+  return `${common(dir, 2, 'notice')}http {
+${httpCommon(dir)}  access_log ${dir}/access.log combined buffer=64k flush=1s;
+${upstreamBlock(upstreamPorts)}  server {
+    listen ${HOST}:${port} reuseport;
+    location / {
+      ${PROXY_DIRECTIVES}
     }
   }
 }

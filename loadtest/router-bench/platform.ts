@@ -27,10 +27,15 @@ export class Platform {
   }
 
   /** Resolves when the control plane answered 200 (the write is in Redis and published). */
-  async event(app: string, type: 'deploy' | 'scale', containers: Container[]): Promise<void> {
+  event(app: string, type: 'deploy' | 'scale', containers: Container[]): Promise<void> {
+    return this.send(app, type, { containers });
+  }
+
+  /** Any event type; `fields` are the type's own (`domains`, `certificate`…), see docs/API.md. */
+  async send(app: string, type: string, fields: Record<string, unknown>): Promise<void> {
     const seq = (this.seqs.get(app) ?? 0) + 1;
     this.seqs.set(app, seq);
-    const body = JSON.stringify({ id: `rb-${this.run}-${++this.nextId}`, app, seq, type, containers });
+    const body = JSON.stringify({ id: `rb-${this.run}-${++this.nextId}`, app, seq, type, ...fields });
     const res = await this.pool.request({
       path: '/v1/events',
       method: 'POST',

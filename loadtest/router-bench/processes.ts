@@ -169,7 +169,8 @@ export function run(command: string, args: string[], timeoutMs = 10_000): Promis
 export const TOKEN = 'router-bench-token-0123456789';
 export const PREFIX = 'rbench:';
 
-export async function startControlPlane(redisUrl: string, logFile: string): Promise<{ child: Child; port: number }> {
+/** `env`: added to the defaults below (the TLS benchmark sets KEY_ENCRYPTION_KEY). */
+export async function startControlPlane(redisUrl: string, logFile: string, env: Record<string, string> = {}): Promise<{ child: Child; port: number }> {
   const entry = sourcePath(import.meta.url, '..', '..', 'dist', 'control-plane', 'src', 'main.js');
   const port = await freePort();
   const child = spawnLogged('control plane', process.execPath, [entry], {
@@ -181,6 +182,7 @@ export async function startControlPlane(redisUrl: string, logFile: string): Prom
     CONTROL_PLANE_PORT: String(port),
     CONTROL_PLANE_GRPC_PORT: '0',
     LOG_LEVEL: 'info',
+    ...env,
   }, logFile);
   await waitUntil('the control plane /healthz', () => fetch(`http://${HOST}:${port}/healthz`).then((r) => r.ok, () => false), 20_000, child);
   return { child, port };
@@ -189,6 +191,8 @@ export async function startControlPlane(redisUrl: string, logFile: string): Prom
 export interface RouterProcess {
   child: Child;
   port: number;
+  /** The HTTPS listener's port (ROUTER_HTTPS_PORT, a free one unless `env` sets it). */
+  httpsPort: number;
   adminPort: number;
   logFile: string;
   /** Worker id → pid, from the primary's "router worker listening" lines (a replaced worker's new pid wins). */
@@ -243,7 +247,9 @@ export async function snapshotRouterCode(runDir: string): Promise<RouterCode> {
 /** `extraNodeArgs`: after ROUTER_NODE_ARGS (the memory part adds an inspector). */
 export async function startRouter(code: RouterCode, redisUrl: string, logFile: string, env: Record<string, string>, extraNodeArgs: string[] = []): Promise<RouterProcess> {
   const entry = code.entry;
-  const [port, adminPort] = await freePorts(2);
+  // The HTTPS listener always starts: on a free port too, never the default 8443 another run may hold.
+  const [port, adminPort, freeHttpsPort] = await freePorts(3);
+  const httpsPort = env['ROUTER_HTTPS_PORT'] ?? String(freeHttpsPort);
   // ROUTER_NODE_ARGS lets a run profile the router (--cpu-prof); cluster workers inherit the flags.
   const nodeArgs = [...(process.env['ROUTER_NODE_ARGS'] ?? '').split(' ').filter(Boolean), ...extraNodeArgs];
   const child = spawnLogged('router', process.execPath, [...nodeArgs, entry], {
@@ -252,6 +258,7 @@ export async function startRouter(code: RouterCode, redisUrl: string, logFile: s
     REDIS_PREFIX: PREFIX,
     ROUTER_HOST: HOST,
     ROUTER_HTTP_PORT: String(port),
+    ROUTER_HTTPS_PORT: httpsPort,
     ROUTER_ADMIN_HOST: HOST,
     ROUTER_ADMIN_PORT: String(adminPort),
     ROUTER_WORKERS: process.env['ROUTER_WORKERS'] ?? '2',
@@ -280,7 +287,22 @@ export async function startRouter(code: RouterCode, redisUrl: string, logFile: s
     return pids;
   };
   const workerDeaths = async (): Promise<number> => (await primaryLines()).filter((l) => l.includes('"msg":"router worker died')).length;
-  return { child, port: port!, adminPort: adminPort!, logFile, workerPids, workerDeaths };
+  return { child, port: port!, httpsPort: Number(httpsPort), adminPort: adminPort!, logFile, workerPids, workerDeaths };
+}
+
+/** Warning and error lines in a router's log, and the first few of them (the log is deleted with a successful run). */
+export async function routerLogCounts(router: RouterProcess): Promise<{ errorLines: number; warnLines: number; samples: string[] }> {
+  const count = async (needle: string): Promise<number> => Number((await run('grep', ['-c', '-F', needle, router.logFile], 30_000)).stdout.trim() || 0);
+  const first = (await run('grep', ['-m', '5', '-E', '"level":(40|50|60)', router.logFile], 30_000)).stdout.split('\n').filter(Boolean);
+  const samples = first.map((line) => {
+    try {
+      const rec = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
+      return `level ${rec.level}: ${rec.msg ?? ''}${rec.err !== undefined ? ` (${typeof rec.err === 'string' ? rec.err : JSON.stringify(rec.err).slice(0, 200)})` : ''}`;
+    } catch {
+      return line.slice(0, 200);
+    }
+  });
+  return { errorLines: (await count('"level":50')) + (await count('"level":60')), warnLines: await count('"level":40'), samples };
 }
 
 /** VmRSS of a process in MiB, NaN when it is gone. */

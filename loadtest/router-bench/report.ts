@@ -25,25 +25,25 @@ export interface Results {
   router: { workerDeaths: number; errorLines: number; warnLines: number; logFiles: string[]; logSamples: string[] };
 }
 
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
-const int = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US').replace(/,/g, ' ') : '-');
-const kinds = (k: Record<string, number>): string => Object.entries(k).map(([n, c]) => `${n} ×${c}`).join(', ') || '—';
+export const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : '-');
+export const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-');
+export const int = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US').replace(/,/g, ' ') : '-');
+export const kinds = (k: Record<string, number>): string => Object.entries(k).map(([n, c]) => `${n} ×${c}`).join(', ') || '—';
 const bodies = (b: Record<string, number>): string => Object.entries(b).sort().map(([n, c]) => `${n} ${c}`).join(', ');
 
 /** µs of CPU per request, user + system, of the proxy's processes ('-' for the direct backend). */
-function cpu(c: CpuPerRequest | undefined, direct: boolean): string {
+export function cpu(c: CpuPerRequest | undefined, direct: boolean): string {
   if (c === undefined || direct) return '-';
   return `${int(c.proxyUserUs + c.proxySysUs)} (${int(c.proxySysUs)} sys)`;
 }
 
 /** Cores other processes used during the phase (steal in brackets), ⚠ when it may have moved the figures. */
-function other(m: MachineShare | undefined, attempts?: number): string {
+export function other(m: MachineShare | undefined, attempts?: number): string {
   if (m === undefined) return '-';
   return `${m.foreignCores.toFixed(2)}${m.foreignCores > DISTURBED_CORES ? ' ⚠' : ''} (${m.stealCores.toFixed(2)})${attempts !== undefined && attempts > 1 ? `, attempt ${attempts}` : ''}`;
 }
 
-function rateTable(rates: Array<Measured<RateResult>>): string {
+export function rateTable(rates: Array<Measured<RateResult>>): string {
   const rows = rates.map((r) => `| ${r.rate} | ${r.target} | ${r.ok} | ${r.errors} | ${f2(r.latency.mean)} | ${f2(r.latency.p50)} | ${f2(r.latency.p99)} | ${f1(r.latency.max)} | ${f2(r.service.p99)} | ${f2(r.lag.p99)} | ${cpu(r.cpu, r.target === 'direct')} | ${other(r.machine, r.attempts)} |`);
   return [
     '| req/s | target | ok | errors | mean ms | p50 ms | p99 ms | max ms | p99 from actual send | generator lag p99 | proxy CPU µs/request | other load, cores (steal) |',
