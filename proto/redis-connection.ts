@@ -38,3 +38,23 @@ export function connectRedis(address: StoreAddress, options: ConnectOptions): Re
   }
   return new Redis(address.redisUrl.toString(), common);
 }
+
+/**
+ * Resolves true once the connection is ready, false after `timeoutMs`. Without an offline
+ * queue, a command sent while the first connect is still under way fails at once: a service
+ * waits for this (bounded) before it takes requests, so its first callers get answers rather
+ * than 503s; a Redis that is really down still lets it start, answering 503 until it is back.
+ */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ready: boolean): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = (): void => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on('ready', onReady);
+  });
+}

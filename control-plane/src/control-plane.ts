@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { keyRingFrom } from '../../proto/key-envelope.js';
 import { KeySchema } from '../../proto/keys.js';
-import { connectRedis } from '../../proto/redis-connection.js';
+import { connectRedis, whenReady } from '../../proto/redis-connection.js';
 import { Authenticator } from './auth.js';
 import type { ControlPlaneConfig } from './config.js';
 import { AcmeChallengeService } from './core/acme.js';
@@ -26,9 +26,13 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
+/** How long a starting control plane waits for its first Redis connection before listening anyway. */
+const READY_WAIT_MS = 3_000;
+
 export async function startControlPlane(config: ControlPlaneConfig, log: Logger): Promise<ControlPlane> {
   const redis: Redis = connectRedis(config, { connectionName: 'control-plane', commandTimeoutMs: 1000 });
   redis.on('error', (err: Error) => log.debug({ err: err.message }, 'redis connection error'));
+  if (!(await whenReady(redis, READY_WAIT_MS))) log.warn({ waitedMs: READY_WAIT_MS }, 'Redis is not reachable yet: starting anyway, answering 503 STORE_UNAVAILABLE until it is');
   const keys = new KeySchema(config.redisPrefix);
   const store = new RouteStore(redis, keys);
   const metrics = new ControlPlaneMetrics();
