@@ -1,9 +1,12 @@
 /**
- * Batches as NDJSON on a file descriptor (stdout when LOG_SHIPPER_URL is unset): one write
- * per batch, asynchronous through the thread pool, so a slow reader of the pipe never stalls
- * the event loop (a pipe on stdout is written synchronously by process.stdout on Linux).
- * What waits to be written is bounded by the spool; one batch is written at a time, whole,
- * so lines never interleave with each other.
+ * Batches as NDJSON on a file descriptor (stdout when LOG_SHIPPER_URL is unset): written
+ * asynchronously through the thread pool, so a slow reader of the pipe never stalls the event
+ * loop (process.stdout writes a pipe synchronously on Linux). What waits to be written is
+ * bounded by the spool; one batch is written at a time, so lines never interleave.
+ *
+ * A file gets one write per batch. A pipe or socket (a container's stdout) gets writes of at
+ * most PIPE_BUF bytes cut at line ends: the kernel writes those atomically, so the router's own
+ * pino lines, written to the same pipe, can never land in the middle of an access line.
  */
 import fs from 'node:fs';
 import type { Logger } from 'pino';
@@ -20,6 +23,9 @@ interface Pending extends SpoolEntry {
 
 /** The descriptor is non-blocking (someone set O_NONBLOCK on a shared pipe): try again shortly. */
 const EAGAIN_RETRY_MS = 10;
+/** Linux's PIPE_BUF: writes up to this size to a pipe are never interleaved with other writers'. */
+const PIPE_BUF = 4096;
+const NEWLINE = 0x0a;
 
 export class StdoutWriter {
   private readonly spool: Spool<Pending>;
@@ -27,6 +33,8 @@ export class StdoutWriter {
   /** The batch being written, out of the spool: it is never dropped half-written. */
   private writing: Pending | null = null;
   private idleWaiters: Array<() => void> = [];
+  /** Largest write: PIPE_BUF on a pipe or socket, unbounded on a file. */
+  private readonly maxWrite: number;
 
   constructor(
     private readonly fd: number,
@@ -36,6 +44,7 @@ export class StdoutWriter {
     log: Logger,
   ) {
     this.throttled = new ThrottledLog(log);
+    this.maxWrite = isPipe(fd) ? PIPE_BUF : Infinity;
     this.spool = new Spool<Pending>(spoolBytes, (entry) => drops.drop(entry, 'spool_full'));
   }
 
@@ -72,7 +81,7 @@ export class StdoutWriter {
   }
 
   private write(entry: Pending, offset: number): void {
-    fs.write(this.fd, entry.data, offset, entry.data.length - offset, null, (err, written) => {
+    fs.write(this.fd, entry.data, offset, this.chunkLength(entry.data, offset), null, (err, written) => {
       if (err !== null) {
         if (err.code === 'EAGAIN') {
           setTimeout(() => this.write(entry, offset), EAGAIN_RETRY_MS);
@@ -94,7 +103,26 @@ export class StdoutWriter {
     });
   }
 
+  /** Bytes to write from `offset`: up to maxWrite, ending after a '\n' (a line longer than that goes alone, whole). */
+  private chunkLength(data: Buffer, offset: number): number {
+    const left = data.length - offset;
+    if (left <= this.maxWrite) return left;
+    const lastNewline = data.lastIndexOf(NEWLINE, offset + this.maxWrite - 1);
+    if (lastNewline >= offset) return lastNewline + 1 - offset;
+    const nextNewline = data.indexOf(NEWLINE, offset + this.maxWrite);
+    return nextNewline === -1 ? left : nextNewline + 1 - offset;
+  }
+
   private updateGauge(): void {
     this.metrics.spoolBytes.set(this.spool.bytes + (this.writing?.bytes ?? 0));
+  }
+}
+
+function isPipe(fd: number): boolean {
+  try {
+    const stat = fs.fstatSync(fd);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return true;
   }
 }
