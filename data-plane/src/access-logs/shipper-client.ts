@@ -243,7 +243,6 @@ export class ShipperClient {
         drops.drop(entry, 'refused');
         this.throttled.write('error', `refused:${ack.status}`, { seq: ack.seq, status: ack.status, message: ack.message, bytes: entry.bytes }, 'log-shipper refused an access-log batch (a router bug); dropped');
       }
-      entry.frame = entry.state === 'queued' ? entry.frame : EMPTY;
       metrics.spoolBytes.set(this.spool.bytes);
     }
     if (socket.destroyed) return;
