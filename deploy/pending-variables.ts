@@ -8,10 +8,8 @@
 import { optional, parse, type Variable } from '../proto/config/env.js';
 
 /** Added by the routerlogs branch (data-plane/src/config.ts there): remove at merge. */
-export const pendingRouterVariables: readonly Variable<unknown>[] = [
-  optional('LOG_SHIPPER_URL', 'Where access-log batches go: the log-shipper as tcp://host:port (or host:port). Unset or empty: NDJSON lines on stdout.', parse.string),
-  optional('LOG_SHIPPER_TOKEN', 'Token the log-shipper expects from routers (required with LOG_SHIPPER_URL).', parse.string, { secret: true }),
-];
+/** Nothing pending: every variable the deploy files give the router is declared by it. */
+export const pendingRouterVariables: readonly Variable<unknown>[] = [];
 
 /** The service's own declarations followed by its pending ones; a pending name it already declares is an error. */
 export function declaredVariables(own: Record<string, Variable<unknown>>, pending: readonly Variable<unknown>[] = []): Variable<unknown>[] {

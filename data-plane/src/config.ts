@@ -2,8 +2,18 @@
  * The router's environment, declared once (see proto/config/env.ts).
  */
 import os from 'node:os';
-import { ConfigError, loadConfig, optional, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
+import { ConfigError, InvalidValue, loadConfig, optional, parse, withDefault, type ConfigOf } from '../../proto/config/env.js';
+import { MAX_BATCH_BYTES } from '../../proto/log-batch.js';
 import { sharedProblems, sharedVariables } from '../../proto/config/shared.js';
+
+/** `tcp://host:port` or a bare `host:port` (IPv6 in brackets). */
+function shipperAddress(raw: string): { host: string; port: number } {
+  const rest = raw.trim().replace(/^tcp:\/\//i, '');
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:/\s\[\]]+):([0-9]{1,5})\/?$/.exec(rest);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new InvalidValue('must be tcp://host:port or host:port');
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
 
 const ms = (name: string, description: string, fallback: number, max = 3_600_000) => withDefault(name, `${description} (milliseconds)`, parse.integer(1, max), fallback);
 
@@ -44,6 +54,11 @@ export const routerVariables = {
     parse.integer(1000, 604_800_000),
     43_200_000,
   ),
+  logShipper: optional('LOG_SHIPPER_URL', 'Where access-log batches go: the log-shipper as tcp://host:port (or host:port). Unset or empty: NDJSON lines on stdout.', shipperAddress),
+  logShipperToken: optional('LOG_SHIPPER_TOKEN', 'Token the log-shipper expects from routers (required with LOG_SHIPPER_URL).', parse.string, { secret: true }),
+  logBatchBytes: withDefault('LOG_BATCH_BYTES', 'An access-log batch is sent when it reaches this size (bytes, 1 KiB to 1 MiB).', parse.integer(1024, MAX_BATCH_BYTES), 65_536),
+  logBatchMs: ms('LOG_BATCH_MS', 'An access-log batch is sent at the latest this long after its first line', 200, 60_000),
+  logSpoolBytes: withDefault('LOG_SPOOL_BYTES', 'Access-log bytes held per worker while not yet acknowledged (or written); beyond it the oldest batches are dropped and counted.', parse.integer(1024, 2 ** 40), 64 * 1024 * 1024),
 };
 
 export type RouterConfig = ConfigOf<typeof routerVariables>;
@@ -54,6 +69,8 @@ export function loadRouterConfig(env: NodeJS.ProcessEnv = process.env): RouterCo
   // A certificate without its key (or the reverse) is a typo, not a choice: refuse to start.
   if ((config.defaultCertFile === undefined) !== (config.defaultKeyFile === undefined)) problems.push('ROUTER_DEFAULT_CERT and ROUTER_DEFAULT_KEY: set both or neither');
   if ((config.platformCertFile === undefined) !== (config.platformKeyFile === undefined)) problems.push('ROUTER_PLATFORM_CERT and ROUTER_PLATFORM_KEY: set both or neither');
+  if (config.logShipper !== undefined && config.logShipperToken === undefined) problems.push('LOG_SHIPPER_URL is set without LOG_SHIPPER_TOKEN: set the token the log-shipper expects');
+  if (config.logSpoolBytes < config.logBatchBytes) problems.push('LOG_SPOOL_BYTES must be at least LOG_BATCH_BYTES');
   if (problems.length > 0) throw new ConfigError(problems);
   if (config.workers === 0) config.workers = os.availableParallelism();
   return config;

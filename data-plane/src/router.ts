@@ -5,10 +5,11 @@
 import cluster from 'node:cluster';
 import https from 'node:https';
 import { Redis } from 'ioredis';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { keyRingFrom } from '../../proto/key-envelope.js';
 import { KeySchema } from '../../proto/keys.js';
 import { connectRedis } from '../../proto/redis-connection.js';
+import { createAccessLogShipping } from './access-logs/shipping.js';
 import { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
 import { createRouterServer, createSharedProxyState, type RouterServer } from './http-server.js';
@@ -23,7 +24,7 @@ import { TicketKeyStore } from './tls/ticket-key-store.js';
 import { TicketKeys } from './tls/ticket-keys.js';
 
 export interface RouterOptions {
-  /** Where access-log lines go; default: JSON lines on stdout (asynchronous, buffered). */
+  /** Where access-log lines go; default: batches to the log-shipper (LOG_SHIPPER_URL), else NDJSON on stdout. */
   accessLog?: (line: AccessLogLine) => void;
   /** Overrides the port to listen on (tests use 0). */
   port?: number;
@@ -48,13 +49,6 @@ export interface Router {
   /** Stop accepting, let in-flight work finish up to `timeoutMs`, then release everything. */
   drain(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Access lines bypass the service logger: no level, no pid/hostname, buffered writes. */
-function stdoutAccessLog(): { write: (line: AccessLogLine) => void; flush: () => void } {
-  const destination = pino.destination({ fd: 1, sync: false });
-  const logger = pino({ base: null, timestamp: false, messageKey: 'msg' }, destination);
-  return { write: (line) => logger.info(line), flush: () => destination.flushSync() };
 }
 
 export async function startRouter(config: RouterConfig, log: Logger, options: RouterOptions = {}): Promise<Router> {
@@ -93,14 +87,14 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     onFlush: () => certificates.flush(),
   });
 
-  const stdoutLog = options.accessLog === undefined ? stdoutAccessLog() : null;
+  const accessLogs = options.accessLog === undefined ? createAccessLogShipping(config, metrics, log) : null;
   // The backlog limit is per router; round-robin accept spreads requests evenly, so each
   // worker enforces its share.
   const workerConfig: RouterConfig = { ...config, maxInflightPerApp: Math.max(1, Math.ceil(config.maxInflightPerApp / config.workers)) };
   // One balancer, pool set and backlog for both listeners: a container ejected over HTTP is
   // skipped over HTTPS too, and the per-app limit counts both.
   const shared = createSharedProxyState(workerConfig, metrics);
-  const common = { routes: resolver, metrics, config: workerConfig, accessLog: options.accessLog ?? stdoutLog!.write, log, shared };
+  const common = { routes: resolver, metrics, config: workerConfig, accessLog: options.accessLog ?? accessLogs!.sink, log, shared };
   const server = createRouterServer({
     ...common,
     // On the lookup connection: a challenge answer is one GET, like a route miss.
@@ -141,7 +135,8 @@ export async function startRouter(config: RouterConfig, log: Logger, options: Ro
     await resolver.close();
     redis.disconnect();
     subscriber.disconnect();
-    stdoutLog?.flush();
+    // Last: the listeners are closed, so the final lines are in; waits (bounded) for their acks.
+    await accessLogs?.close();
   };
 
   return {
