@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sourcePath } from '../proto/source-path.js';
+import { mmss } from './router-bench/progress.js';
 import { drawCharts } from './run/charts-files.js';
 import { runBench, type BenchOutcome } from './run/bench-child.js';
 import { parseRunArgs, USAGE, UsageError, type Experiment } from './run/experiments.js';
@@ -23,11 +24,6 @@ import { indexReport, linkTarget, updateLatest, type IndexEntry } from './run/ma
 const REPORTS = sourcePath(import.meta.url, 'reports');
 const BENCHMARKS_DOC = sourcePath(import.meta.url, '..', 'docs', 'BENCHMARKS.md');
 const DIST = path.dirname(fileURLToPath(import.meta.url));
-
-function mmss(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
-}
 
 function say(text: string): void {
   process.stderr.write(`\n[loadtest] ${text}\n`);

@@ -4,7 +4,7 @@
  * p99) drawn as a whisker from the bar's top with a cap. Linear or log y axis with labelled
  * ticks, a legend, a title and axis labels. Every bar is a `rect.bar` with a tooltip.
  */
-import { el, esc, formatNumber, PALETTE, svgDocument, text } from './svg.js';
+import { el, esc, formatNumber, seriesColour, svgDocument, text } from './svg.js';
 import { linearScale, logScale, type Scale } from './scale.js';
 
 export interface BarValue {
@@ -48,7 +48,7 @@ export function barChart(spec: BarChartSpec): string {
   const longest = Math.max(0, ...spec.groups.map((g) => g.label.length));
   const groupW = Math.max(n * barW + 28, longest * CHAR + 12);
   const legendW = spec.series.reduce((w, s) => w + 30 + s.length * CHAR, 0) + (spec.markerLabel ? 40 + spec.markerLabel.length * CHAR : 0);
-  const width = Math.max(560, LEFT + spec.groups.length * groupW + RIGHT, LEFT + legendW + RIGHT, spec.title.length * 8.5 + 40);
+  const width = Math.max(560, LEFT + spec.groups.length * groupW + RIGHT, LEFT + legendW + RIGHT, LEFT + spec.title.length * 9.8 + RIGHT, LEFT + (spec.subtitle?.length ?? 0) * 6.2 + RIGHT);
 
   const present = spec.groups.flatMap((g) => g.values.filter((v): v is BarValue => v !== null && Number.isFinite(v.value)));
   const all = present.flatMap((v) => (v.marker !== undefined && Number.isFinite(v.marker) ? [v.value, v.marker] : [v.value]));
@@ -86,7 +86,7 @@ export function barChart(spec: BarChartSpec): string {
       const yTop = scale.y(v.value);
       const unit = spec.unit ? ` ${spec.unit}` : '';
       const tip = `${name}, ${g.label}: ${formatNumber(v.value)}${unit}${v.marker !== undefined ? `; ${spec.markerLabel ?? 'marker'} ${formatNumber(v.marker)}${unit}` : ''}`;
-      body.push(el('rect', { class: 'bar', 'data-series': name, 'data-group': g.label, x, y: yTop, width: w, height: Math.max(0, BOTTOM - yTop), fill: PALETTE[si % PALETTE.length] }, el('title', {}, esc(tip))));
+      body.push(el('rect', { class: 'bar', 'data-series': name, 'data-group': g.label, x, y: yTop, width: w, height: Math.max(0, BOTTOM - yTop), fill: seriesColour(name, si) }, el('title', {}, esc(tip))));
       let labelY = yTop;
       if (v.marker !== undefined && Number.isFinite(v.marker)) {
         const ym = scale.y(v.marker);
@@ -104,7 +104,7 @@ function legend(spec: BarChartSpec, x0: number, y: number): string {
   const parts: string[] = [];
   let x = x0;
   spec.series.forEach((s, i) => {
-    parts.push(el('rect', { x, y: y - 9, width: 12, height: 12, fill: PALETTE[i % PALETTE.length] }));
+    parts.push(el('rect', { x, y: y - 9, width: 12, height: 12, fill: seriesColour(s, i) }));
     parts.push(text(x + 16, y + 1, s));
     x += 30 + s.length * CHAR;
   });

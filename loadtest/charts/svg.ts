@@ -31,8 +31,15 @@ export function text(x: number, y: number, content: string, attrs: Attrs = {}): 
 
 export const FONT = 'system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif';
 
-/** Colour-blind-safe (Okabe–Ito), in a fixed order so a target keeps its colour across charts. */
+/** Colour-blind-safe (Okabe–Ito). */
 export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
+
+/** The benches' targets keep their colour from chart to chart, whichever of them ran. */
+const TARGET_COLOUR: Record<string, string> = { direct: PALETTE[0]!, nginx: PALETTE[1]!, router: PALETTE[2]!, 'node floor': PALETTE[3]! };
+
+export function seriesColour(name: string, index: number): string {
+  return TARGET_COLOUR[name] ?? PALETTE[index % PALETTE.length]!;
+}
 
 export function svgDocument(width: number, height: number, title: string, body: string[]): string {
   return [

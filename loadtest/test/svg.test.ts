@@ -84,6 +84,11 @@ describe('SVG charts', () => {
     // nginx was only reloaded every 1 s: 3 bars in 2 groups.
     assert.equal(bars(reload!).length, 3);
     assert.deepEqual(byClass(reload!, 'group-label').map((e) => e.text), ['20 s', '1 s']);
+    // A target keeps its colour from chart to chart, whichever targets the chart has.
+    const fill = (els: XmlElement[], series: string): string | undefined => bars(els).find((b) => b.attrs['data-series'] === series)?.attrs['fill'];
+    assert.equal(fill(http!, 'router'), fill(reload!, 'router'));
+    assert.equal(fill(http!, 'nginx'), fill(reload!, 'nginx'));
+    assert.notEqual(fill(http!, 'router'), fill(http!, 'nginx'));
     assert.equal(bars(prop!).length, PROPAGATION_EDGES.length);
     assert.equal(byClass(prop!, 'value').reduce((s, e) => s + Number(e.text), 0), 5);
   });
