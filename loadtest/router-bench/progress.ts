@@ -2,7 +2,7 @@
  * Progress on stderr (stdout carries the report): what runs now, how long the run has taken
  * and roughly how long is left, from the planned length of the steps not yet started.
  */
-function mmss(seconds: number): string {
+export function mmss(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }

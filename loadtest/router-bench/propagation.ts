@@ -30,6 +30,8 @@ export interface PropagationResult {
   apiMs: Latency;
   pollRequests: number;
   pollErrors: number;
+  /** `all` of each propagated change, in order, ms: for the histogram `npm run loadtest` draws. */
+  allMs: number[];
 }
 
 interface Round {
@@ -112,5 +114,6 @@ export async function propagation(platform: Platform, routerPort: number, a: Con
     apiMs: latencyOf(Float64Array.from(api)),
     pollRequests,
     pollErrors,
+    allMs: all.map((ms) => Math.round(ms * 1000) / 1000),
   };
 }
