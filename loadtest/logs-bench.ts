@@ -17,6 +17,8 @@
  * Each batch holds `apps-per-batch` apps' sections (the apps taken in turn, so every app's
  * file is written): the shipper makes one write per app per batch, as with real routers.
  * The sender runs in this process and shares the two cores with the shipper.
+ * SHIPPER_NODE_ARGS passes flags to the shipper's node (a CPU profile: "--cpu-prof
+ * --cpu-prof-dir=/tmp/shipper-prof").
  */
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -113,7 +115,9 @@ class Corpus {
 
 async function startShipper(runDir: string, logDir: string, port: number): Promise<Child> {
   const entry = sourcePath(import.meta.url, '..', 'dist', 'log-shipper', 'src', 'main.js');
-  const child = spawnLogged('log-shipper', process.execPath, [entry], {
+  // SHIPPER_NODE_ARGS passes flags to the shipper's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env['SHIPPER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const child = spawnLogged('log-shipper', process.execPath, [...nodeArgs, entry], {
     ...process.env,
     LOG_SHIPPER_HOST: '127.0.0.1',
     LOG_SHIPPER_PORT: String(port),
@@ -290,7 +294,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const o = parseArgs(argv);
   const startedAt = new Date();
-  const searchLadder = (o.quick ? [2000, 4000] : [2000, 3000, 4000, 6000, 8000]);
+  // Upwards from what the sweep's top rates usually sustain, stopping at the first rate that leaves lines behind.
+  const searchLadder = o.quick ? [1000, 2000] : [1000, 1500, 2000, 2500, 3000, 4000, 6000];
   const planned = o.rates.length * (o.seconds + 5) + (o.search ? o.searchApps.length * searchLadder.length * (o.searchSeconds + 5) : 0) + 20;
   const progress = new Progress(planned);
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'logs-bench-'));
