@@ -28,6 +28,9 @@ export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ a
   // Round-robin accept in the primary: the kernel's default spreads connections unevenly
   // between workers (the Cloudflare write-up in our seeds measured it).
   cluster.schedulingPolicy = cluster.SCHED_RR;
+  // Under --inspect, each worker's inspector on a free port of its own rather than the
+  // primary's port + n, which may be taken (and is by a second router on the machine).
+  cluster.setupPrimary({ inspectPort: 0 });
   const aggregator = new AggregatorRegistry();
   const listening = new Map<number, number>();
   let stopping = false;
