@@ -20,10 +20,11 @@
  * SHIPPER_NODE_ARGS passes flags to the shipper's node (a CPU profile: "--cpu-prof
  * --cpu-prof-dir=/tmp/shipper-prof").
  */
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sourcePath } from '../proto/source-path.js';
+import { writeReport } from './report-files.js';
 import { BatchSender, line, LINE_BYTES } from './logs-bench/batch-sender.js';
 import { measured } from './router-bench/machine.js';
 import { cpuMs, freePort, rssMiB, run, sleep, spawnLogged, stopAll, type Child } from './router-bench/processes.js';
@@ -324,12 +325,8 @@ async function main(): Promise<void> {
       }
     }
     const report = render(o, machine, dd, rates, search, startedAt, argv);
-    const dir = sourcePath(import.meta.url, 'reports');
-    await mkdir(dir, { recursive: true });
-    const file = path.join(dir, `logs-${startedAt.toISOString().replace(/[:.]/g, '-')}.md`);
-    await writeFile(file, report);
-    await writeFile(file.replace(/\.md$/, '.json'), JSON.stringify({ options: o, dd, rates, search }, null, 2));
-    process.stdout.write(`${report}\nreport: ${file}\n`);
+    const written = await writeReport('logs', startedAt, report, { options: o, dd, rates, search });
+    process.stdout.write(`${report}\nreport: ${written}\n`);
   } finally {
     await stopAll();
     await rm(runDir, { recursive: true, force: true });

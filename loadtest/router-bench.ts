@@ -20,11 +20,11 @@
  * router's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": the report then adds the profile);
  * ROUTER_DIST measures another build (a saved copy of dist/) instead of the checkout's.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Pool } from 'undici';
-import { sourcePath } from '../proto/source-path.js';
+import { writeReport } from './report-files.js';
 import { startEmbeddedRedis } from '../scripts/embedded-redis.js';
 import { profileDirFromArgs, summarizeProfiles } from './router-bench/cpu-profile.js';
 import { BENCH_APP, BENCH_HOST, FLOOR, rateLadder, throughput, topology, type HttpStack } from './router-bench/http-parts.js';
@@ -298,12 +298,8 @@ async function main(): Promise<void> {
     results.setup.push(`phases repeated because other processes disturbed them: ${quiet.retries} (each phase waits for a quiet second first; at most 3 attempts, ${opts.quick ? 30 : 300} s of waiting and repeating in all)`);
     const md = renderReport(results);
     process.stdout.write(`${md}\n`);
-    const dir = sourcePath(import.meta.url, 'reports');
-    await mkdir(dir, { recursive: true });
-    const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-    await writeFile(path.join(dir, `router-${stamp}.md`), md);
-    await writeFile(path.join(dir, `router-${stamp}.json`), JSON.stringify({ options: opts, ...results }, null, 2));
-    process.stderr.write(`written: loadtest/reports/router-${stamp}.md and .json\n`);
+    const written = await writeReport('router', startedAt, md, { options: opts, ...results });
+    process.stderr.write(`written: ${written} and .json\n`);
     failed = false;
   } finally {
     await Promise.all([...pools.values()].map((p) => p.close().catch(() => undefined)));

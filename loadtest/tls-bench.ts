@@ -16,12 +16,12 @@
  * raw figures to loadtest/reports/tls-<time>.json.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { sourcePath } from '../proto/source-path.js';
+import { writeReport } from './report-files.js';
 import { startEmbeddedRedis } from '../scripts/embedded-redis.js';
 import { rateLadder, type RateStack } from './router-bench/http-parts.js';
 import { pacedPool, type PacedTarget } from './router-bench/load.js';
@@ -218,12 +218,8 @@ async function main(): Promise<void> {
     results.setup.push(`phases repeated because other processes disturbed them: ${quiet.retries} (each phase waits for a quiet second first; at most 3 attempts, ${opts.quick ? 30 : 300} s of waiting and repeating in all)`);
     const md = renderTlsReport(results);
     process.stdout.write(`${md}\n`);
-    const dir = sourcePath(import.meta.url, 'reports');
-    await mkdir(dir, { recursive: true });
-    const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-    await writeFile(path.join(dir, `tls-${stamp}.md`), md);
-    await writeFile(path.join(dir, `tls-${stamp}.json`), JSON.stringify({ options: opts, ...results }, null, 2));
-    process.stderr.write(`written: loadtest/reports/tls-${stamp}.md and .json\n`);
+    const written = await writeReport('tls', startedAt, md, { options: opts, ...results });
+    process.stderr.write(`written: ${written} and .json\n`);
     failed = false;
   } finally {
     await Promise.all([...pools.values()].map((p) => p.close().catch(() => undefined)));
