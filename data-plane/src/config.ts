@@ -32,6 +32,7 @@ export const routerVariables = {
   firstByteTimeoutMs: ms('ROUTER_FIRST_BYTE_TIMEOUT', 'Response headers must arrive within this time, else 504', 30_000),
   idleTimeoutMs: ms('ROUTER_IDLE_TIMEOUT', 'A request with no bytes either way for this long is closed', 55_000),
   wsIdleTimeoutMs: ms('ROUTER_WS_IDLE_TIMEOUT', 'A WebSocket with no traffic either way for this long is closed', 60_000),
+  keepAliveTimeoutMs: ms('ROUTER_KEEPALIVE_TIMEOUT', 'An idle client connection between two requests is kept this long (nginx: 75 s); keep it above the idle timeout of any load balancer in front', 75_000),
   headersTimeoutMs: ms('ROUTER_HEADERS_TIMEOUT', 'A client must send its request headers within this time (slowloris)', 10_000),
   maxInflightPerApp: withDefault('ROUTER_MAX_INFLIGHT_PER_APP', 'Requests in flight per app on this router before 503 BACKLOG_TOO_DEEP (each worker enforces its share).', parse.integer(1, 1_000_000), 1000),
   heartbeatIntervalMs: ms('ROUTER_HEARTBEAT_INTERVAL', 'How often each worker writes its fleet-view record (GET /v1/routers); a router silent for 3 intervals disappears from it', 5_000, 600_000),

@@ -173,6 +173,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const tlsServer = deps.tls === undefined ? null : createTlsServer(deps, httpOptions, deps.tls, ctx, counts);
   const server = tlsServer?.server ?? http.createServer(httpOptions);
   const h2 = tlsServer?.h2 ?? null;
+  // Node's default (5 s) makes clients and load balancers reconnect (a full TLS handshake) after any short pause.
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));

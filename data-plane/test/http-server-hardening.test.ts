@@ -13,7 +13,7 @@ before(async () => {
     req.on('data', (c: Buffer) => (bytes += c.length));
     req.on('end', () => res.end(`c1 ${req.method} ${req.url} ${bytes}`));
   });
-  h = await startRouter({ ROUTER_HEADERS_TIMEOUT: '500' });
+  h = await startRouter({ ROUTER_HEADERS_TIMEOUT: '500', ROUTER_KEEPALIVE_TIMEOUT: '1500' });
   h.routes.set('app.localhost', hostRecord('app', [up.container]));
 });
 after(async () => {
@@ -55,6 +55,29 @@ test('a connection that never sends anything is closed too', async () => {
     socket.resume();
   });
   assert.ok(Date.now() - started < 3000);
+});
+
+test('an idle keep-alive connection outlives the headers timeout, serves the next request, and closes at the keep-alive timeout', async () => {
+  const socket = net.connect(h.port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let data = '';
+  let closedAt = 0;
+  socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+  socket.on('close', () => (closedAt = Date.now()));
+  const ask = async (): Promise<void> => {
+    const before = data.length;
+    socket.write('GET /ka HTTP/1.1\r\nHost: app.localhost\r\n\r\n');
+    for (let i = 0; i < 200 && !data.slice(before).includes('c1 GET /ka'); i++) await sleep(10);
+    assert.match(data.slice(before), /^HTTP\/1\.1 200 [^]*c1 GET \/ka 0$/);
+  };
+  await ask();
+  await sleep(1000); // twice the headers timeout, within the keep-alive timeout
+  assert.equal(closedAt, 0, 'closed while idle between requests');
+  await ask();
+  const idleFrom = Date.now();
+  for (let i = 0; i < 400 && closedAt === 0; i++) await sleep(10);
+  assert.ok(closedAt > 0, 'an idle connection past the keep-alive timeout must be closed');
+  assert.ok(closedAt - idleFrom >= 1200, `closed after ${closedAt - idleFrom} ms of idleness`);
 });
 
 test('a slow upload is not cut by the headers timeout (no request timeout)', async () => {
