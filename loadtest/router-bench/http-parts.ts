@@ -64,22 +64,30 @@ export async function withCpu<T extends { ok?: number; requests?: number }>(stac
 /** Between phases (the quiet check): stragglers, GC and the access-log flush of the last phase settle first. */
 const SETTLE_MS = 1000;
 
-/** `warmSeconds`: once per target at the start; `phaseWarmSeconds`: unrecorded lead-in of every phase at its rate. */
-export async function rateLadder(stack: RateStack, rates: number[], seconds: number, warmSeconds: number, phaseWarmSeconds: number): Promise<Array<Measured<RateResult>>> {
-  for (const t of stack.targets) {
+/** Once per target before a ladder: connections (client's and upstream) and JIT warm. */
+export async function warmUpTargets(stack: RateStack, targets: PacedTarget[], warmSeconds: number): Promise<void> {
+  for (const t of targets) {
     stack.progress.step(`http: warm-up ${t.name} at 500 req/s`, warmSeconds);
     await constantRate(stack.pools.get(t.name)!, t, 500, warmSeconds);
   }
+}
+
+/** One phase of the ladder: after a quiet second, repeated when disturbed; `phaseWarmSeconds` of unrecorded lead-in at the rate. */
+export async function ratePhase(stack: RateStack, t: PacedTarget, rate: number, seconds: number, phaseWarmSeconds: number): Promise<Measured<RateResult>> {
+  stack.progress.step(`http: ${t.name} at ${rate} req/s`, phaseWarmSeconds + seconds + SETTLE_MS / 1000);
+  const r = await stack.quiet.run(() => withCpu(stack, t.name, () => constantRate(stack.pools.get(t.name)!, t, rate, seconds, phaseWarmSeconds)));
+  stack.progress.note(`${r.ok} ok, ${r.errors} errors, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(1)} ms; other load ${r.machine.foreignCores.toFixed(2)} cores`);
+  return r;
+}
+
+/** `warmSeconds`: once per target at the start; `phaseWarmSeconds`: unrecorded lead-in of every phase at its rate. */
+export async function rateLadder(stack: RateStack, rates: number[], seconds: number, warmSeconds: number, phaseWarmSeconds: number): Promise<Array<Measured<RateResult>>> {
+  await warmUpTargets(stack, stack.targets, warmSeconds);
   const results: Array<Measured<RateResult>> = [];
   // Rate by rate, targets interleaved: slow drift of the machine (steal, other tenants) then
   // touches the three targets alike instead of one of them.
   for (const rate of rates) {
-    for (const t of stack.targets) {
-      stack.progress.step(`http: ${t.name} at ${rate} req/s`, phaseWarmSeconds + seconds + SETTLE_MS / 1000);
-      const r = await stack.quiet.run(() => withCpu(stack, t.name, () => constantRate(stack.pools.get(t.name)!, t, rate, seconds, phaseWarmSeconds)));
-      results.push(r);
-      stack.progress.note(`${r.ok} ok, ${r.errors} errors, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms, max ${r.latency.max.toFixed(1)} ms; other load ${r.machine.foreignCores.toFixed(2)} cores`);
-    }
+    for (const t of stack.targets) results.push(await ratePhase(stack, t, rate, seconds, phaseWarmSeconds));
   }
   return results;
 }
