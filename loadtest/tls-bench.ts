@@ -10,8 +10,9 @@
  *   handshakes  full handshakes/s over the names, cold and warm, TLS 1.3 and 1.2, router / nginx,
  *               from separate client processes; then where the router's CPU goes (a V8 profile
  *               of its processes, and perf on both servers when perf can sample here);
- *   rates       HTTPS at 100…1000 req/s, keep-alive and a new connection per request, router and
- *               nginx, and plain HTTP through both at the same rates.
+ *   rates       HTTPS at 100…1000 req/s, keep-alive (this process's paced client) and a new
+ *               connection per request (h2load, a C client: `apt-get install nghttp2-client`),
+ *               router and nginx, and plain HTTP through both at the same rates.
  * Progress goes to stderr; the Markdown report to stdout and loadtest/reports/tls-<time>.md,
  * raw figures to loadtest/reports/tls-<time>.json.
  */
@@ -23,7 +24,7 @@ import { createSecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { writeReport } from './report-files.js';
 import { startEmbeddedRedis } from '../scripts/embedded-redis.js';
-import { rateLadder, type RateStack } from './router-bench/http-parts.js';
+import type { RateStack } from './router-bench/http-parts.js';
 import { pacedPool, type PacedTarget } from './router-bench/load.js';
 import { describeMachine, Quiet } from './router-bench/machine.js';
 import { backendConfig, findNginx, startNginx } from './router-bench/nginx.js';
@@ -35,14 +36,18 @@ import { HandshakeFleet, type JobSpec } from './tls-bench/handshake-fleet.js';
 import { handshakes, warmUp, type HandshakeTarget } from './tls-bench/handshakes.js';
 import { tlsProxyConfig } from './tls-bench/nginx-tls.js';
 import { parseArgs, plannedSeconds, type Part } from './tls-bench/options.js';
+import { requireH2load } from './tls-bench/h2load.js';
 import { perfAvailable, perfWindow, type PerfSummary } from './tls-bench/perf.js';
 import { closeSessions, openSessions, profileWindow, type ProfileWindow } from './tls-bench/profile.js';
+import { tlsRateLadder, type LadderTarget } from './tls-bench/rate-ladder.js';
 import { renderTlsReport, type TlsResults } from './tls-bench/report.js';
 import { uploadApps } from './tls-bench/upload.js';
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const has = (p: Part): boolean => opts.parts.includes(p);
+  // Before anything is started or issued: a missing generator is found at once.
+  const h2loadVersion = has('rates') ? await requireH2load() : null;
   const progress = new Progress(30 + opts.names / 40 + opts.parts.reduce((s, p) => s + plannedSeconds(opts, p), 0));
   const startedAt = new Date();
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'tls-bench-'));
@@ -127,7 +132,8 @@ async function main(): Promise<void> {
         `containers: one nginx (1 worker) answering \`200 "<id>\\n"\` on 2 loopback ports; every app runs on both`,
         `certificates: ${opts.names} names per set, \`ec-0001.tls-bench.test\`… (ECDSA P-256) and \`rsa-0001.tls-bench.test\`… (RSA 2048), one app each; one CA per set of the same key type; one key pair per set shared by its certificates (a handshake costs the same whichever key; spares minutes of RSA key generation); each certificate its own (SAN, serial, signature); chain = leaf + CA`,
         `handshake client: ${opts.clients} separate Node processes (handshake-client.ts), ${opts.concurrency} handshakes in flight in all, Node ${process.version}'s TLS client with its default ciphers and groups, the chain verified; the same client for both servers`,
-        'rates client: this process, router-bench\'s paced undici client (128 connections per target)',
+        'rates client, plain HTTP and keep-alive HTTPS: this process, router-bench\'s paced undici client (128 connections per target)',
+        ...(h2loadVersion === null ? [] : [`rates client, a new connection per request: h2load ${h2loadVersion} (nghttp2-client; C, OpenSSL, one thread), a child process: a fixed number of connections every period, one HTTP/1.1 request on each, full handshakes (it keeps no session: the router's resumption counter is checked per run), SNI and Host = the name, TLS at h2load's defaults`]),
       ],
       prep: { namesPerSet: opts.names, certSeconds, upload, nginxStartSeconds },
       router: { workerDeaths: 0, errorLines: 0, warnLines: 0, logFiles: [], logSamples: [] },
@@ -194,21 +200,28 @@ async function main(): Promise<void> {
       const name = set.names[0]!;
       // One client context, as a real client keeps: with `ca` alone undici would build one per connection.
       const secureContext = createSecureContext({ ca });
-      const tlsTo = (reuse: boolean) => ({ secureContext, servername: name, ...(reuse ? {} : { maxCachedSessions: 0 }) });
-      const targets: Array<PacedTarget & { tls?: ReturnType<typeof tlsTo> }> = [
+      const tls = { secureContext, servername: name };
+      const paced: Array<PacedTarget & { tls?: typeof tls }> = [
         { name: 'router http', origin: `http://${HOST}:${router.port}`, host: name },
-        { name: 'router https', origin: `https://${HOST}:${router.httpsPort}`, host: name, tls: tlsTo(true) },
-        { name: 'router https, new connection', origin: `https://${HOST}:${router.httpsPort}`, host: name, tls: tlsTo(false), newConnectionPerRequest: true },
+        { name: 'router https', origin: `https://${HOST}:${router.httpsPort}`, host: name, tls },
         { name: 'nginx http', origin: `http://${HOST}:${nginxHttp}`, host: name },
-        { name: 'nginx https', origin: `https://${HOST}:${nginxHttps}`, host: name, tls: tlsTo(true) },
-        { name: 'nginx https, new connection', origin: `https://${HOST}:${nginxHttps}`, host: name, tls: tlsTo(false), newConnectionPerRequest: true },
+        { name: 'nginx https', origin: `https://${HOST}:${nginxHttps}`, host: name, tls },
       ];
-      for (const t of targets) pools.set(t.name, pacedPool(t.origin, t.tls));
-      const stack: RateStack = { targets, pools, progress, quiet, ...cpuStack };
+      for (const t of paced) pools.set(t.name, pacedPool(t.origin, t.tls));
+      const stack: RateStack = { targets: paced, pools, progress, quiet, ...cpuStack };
+      const at = (n: string): LadderTarget => ({ kind: 'paced', target: paced.find((t) => t.name === n)! });
+      const ladder: LadderTarget[] = [
+        at('router http'), at('router https'),
+        { kind: 'new connections', target: { name: 'router https, new connection', host: name, port: router.httpsPort, routerAdminPort: router.adminPort } },
+        at('nginx http'), at('nginx https'),
+        { kind: 'new connections', target: { name: 'nginx https, new connection', host: name, port: nginxHttps! } },
+      ];
       results.rateTargets = { http: 'router http', https: 'router https', httpsNew: 'router https, new connection', nginxHttp: 'nginx http', nginxHttps: 'nginx https', nginxHttpsNew: 'nginx https, new connection' };
-      // The router closes a client connection idle for 5 s (Node's keepAliveTimeout; nginx here: 300 s), so each of
-      // its keep-alive phases re-opens its TLS connections: the lead-in must cover those handshakes.
-      results.rates = await rateLadder(stack, opts.rates, opts.rateSeconds, opts.warmSeconds, opts.quick ? 1 : 2);
+      // A keep-alive phase that finds its connections closed (idle past the server's keep-alive timeout) re-opens
+      // them in its lead-in, not while measured.
+      const ran = await tlsRateLadder(stack, ladder, { rates: opts.rates, seconds: opts.rateSeconds, warmSeconds: opts.warmSeconds, phaseWarmSeconds: opts.quick ? 1 : 2, dir: runDir });
+      results.rates = ran.rates;
+      results.newConnections = ran.newConnections;
       await Promise.all([...pools.values()].map((p) => p.close()));
       pools.clear();
     }

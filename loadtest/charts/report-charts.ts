@@ -114,11 +114,13 @@ export function tlsCharts(r: Partial<TlsResults>): ChartSet {
   const t = r.rateTargets;
   if (r.rates !== undefined && r.rates.length > 0 && t !== undefined) {
     const roles: Array<[string, string]> = [[t.https, 'router keep-alive'], [t.httpsNew, 'router new connection'], [t.nginxHttps, 'nginx keep-alive'], [t.nginxHttpsNew, 'nginx new connection']];
-    const rows = r.rates.flatMap((x) => roles.filter(([target]) => target === x.target).map(([, label]) => ({ ...x, target: label })));
+    // Since h2load drives the new connections their rows are apart, and their latency starts after the handshake.
+    const h2load = r.newConnections !== undefined;
+    const rows = [...r.rates, ...(r.newConnections ?? [])].flatMap((x) => roles.filter(([target]) => target === x.target).map(([, label]) => ({ ...x, target: label })));
     const series = roles.map(([, label]) => label);
     const title = 'HTTPS at constant rates: mean (bars) and p99';
     charts.push({ slug: 'https-latency', title, svg: barChart({
-      title, subtitle: 'new connection: a full handshake per request, no session resumption', xLabel: 'requests per second', yLabel: 'latency, ms',
+      title, subtitle: h2load ? 'new connection (h2load): a full handshake per request, latency from the request sent after it' : 'new connection: a full handshake per request, no session resumption', xLabel: 'requests per second', yLabel: 'latency, ms',
       series, groups: latencyGroups(rows, series), log: true, markerLabel: 'p99', unit: 'ms',
     }) });
   }

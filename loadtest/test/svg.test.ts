@@ -112,6 +112,16 @@ describe('SVG charts', () => {
     assert.deepEqual(byClass(hs!, 'group-label').map((e) => e.text), ['ECDSA, TLS 1.3', 'ECDSA, TLS 1.2', 'RSA, TLS 1.3', 'RSA, TLS 1.2']);
   });
 
+  it('draws the new-connection series from h2load\'s rows when the report has them', () => {
+    const t = { http: 'router http', https: 'router https', httpsNew: 'router https, new connection', nginxHttp: 'nginx http', nginxHttps: 'nginx https', nginxHttpsNew: 'nginx https, new connection' };
+    const rates = [250, 1000].flatMap((rate) => [t.http, t.https, t.nginxHttp, t.nginxHttps].map((target) => ({ target, rate, latency: lat(1, 4) })));
+    const newConnections = [250, 1000].flatMap((rate) => [t.httpsNew, t.nginxHttpsNew].map((target) => ({ target, rate, latency: lat(7, 9) })));
+    const [https] = tlsCharts({ rates, newConnections, rateTargets: t } as unknown as Partial<TlsResults>).charts.map((c) => parseXml(c.svg));
+    assert.equal(bars(https!).length, 8);
+    assert.equal(bars(https!).filter((b) => b.attrs['data-series'] === 'router new connection').length, 2);
+    assert.match(byClass(https!, 'subtitle').map((e) => e.text).join(), /h2load/);
+  });
+
   it('draws the log-shipper remaining lines and CPU per rate, with a table', () => {
     const run = (rate: number, remaining: number): LogRun => ({ apps: 100, rate, seconds: 5, remaining, lost: 0, cpuCores: rate / 2000, senderCores: 0.2, peakRssMiB: 90 });
     const set = logsCharts({ rates: [run(250, 0), run(312, 4096), run(1000, 1_250_000)], search: [[{ ...run(2000, 0), apps: 10_000 }]] });

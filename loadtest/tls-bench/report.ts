@@ -9,6 +9,8 @@ import { DISTURBED_CORES, type MachineShare } from '../router-bench/machine.js';
 import { cpu, f1, f2, int, kinds, other, rateTable } from '../router-bench/report.js';
 import { KEY_LABEL } from './certificates.js';
 import type { HandshakePhase, HandshakeResults } from './handshakes.js';
+import { newConnectionSection } from './new-connections-report.js';
+import type { NewConnectionResult } from './new-connections.js';
 import type { PerfSummary } from './perf.js';
 import type { ProfileWindow } from './profile.js';
 import type { UploadResult } from './upload.js';
@@ -25,7 +27,10 @@ export interface TlsResults {
   /** null: perf could not sample here (the reason in perfNote). */
   perf?: PerfSummary[] | null;
   perfNote?: string;
+  /** Plain HTTP and keep-alive HTTPS (the paced client). */
   rates?: Array<Measured<RateResult>>;
+  /** A new connection per request (h2load). Reports from before h2load have them in `rates`. */
+  newConnections?: Array<Measured<NewConnectionResult>>;
   /** Target names of the rate part, by role. */
   rateTargets?: { http: string; https: string; httpsNew: string; nginxHttp: string; nginxHttps: string; nginxHttpsNew: string };
   router: { workerDeaths: number; errorLines: number; warnLines: number; logFiles: string[]; logSamples: string[] };
@@ -115,7 +120,7 @@ export function aims(r: TlsResults): Array<{ aim: string; result: string; met: b
   const out: Array<{ aim: string; result: string; met: boolean | null }> = [];
   const hs = r.handshakes;
   const hsRouter = hs === undefined ? [] : [...hs.cold, ...hs.warm].filter((x) => x.target === 'router');
-  const rateRouter = (r.rates ?? []).filter((x) => x.target.startsWith('router'));
+  const rateRouter = [...(r.rates ?? []), ...(r.newConnections ?? [])].filter((x) => x.target.startsWith('router'));
   if (hsRouter.length + rateRouter.length > 0) {
     const errors = hsRouter.reduce((s, x) => s + x.errors, 0) + rateRouter.reduce((s, x) => s + x.errors, 0);
     const total = hsRouter.reduce((s, x) => s + x.ok + x.errors, 0) + rateRouter.reduce((s, x) => s + x.sent, 0);
@@ -177,22 +182,27 @@ export function renderTlsReport(r: TlsResults): string {
   }
 
   if (r.rates !== undefined) {
-    s.push('## HTTPS at constant rates', '');
-    s.push('Latency from each request\'s *scheduled* send time (router-bench\'s paced client), after an unrecorded lead-in at the rate. Keep-alive: an undici Pool of TLS connections (`ca`, `servername`), kept open — but the router closes a connection idle for 5 s (Node\'s default keep-alive timeout; nginx here keeps them 300 s), so each router HTTPS phase re-opens its connections during its lead-in. New connection per request: `Connection: close` and a full handshake each time (undici\'s TLS session cache off, so nothing is resumed). "router http" is the same name over the router\'s plain port. One name (the first ECDSA one) for every request. The client is this one Node process: a new TLS connection costs it about as much CPU as the server (see the client columns of the handshake part), so at the higher new-connection rates the generator itself falls behind — its lag is the "generator lag p99" column, and those rows say more about the client than the servers.', '');
+    s.push('## Plain HTTP and keep-alive HTTPS at constant rates', '');
+    s.push('Latency from each request\'s *scheduled* send time (router-bench\'s paced client, this Node process), after an unrecorded lead-in at the rate. Keep-alive: an undici Pool of TLS connections (`ca`, `servername`), kept open between requests (the router closes a connection idle for ROUTER_KEEPALIVE_TIMEOUT, nginx here after 300 s; a connection re-opened in a phase may resume its TLS session). "router http" is the same name over the router\'s plain port. One name (the first ECDSA one) for every request. The new-connection rows are in the next section (h2load).', '');
     s.push(rateTable(r.rates), '');
-    const t = r.rateTargets;
-    if (t !== undefined) {
-      s.push('p99 ms side by side:', '');
-      s.push('| req/s | router HTTP | router HTTPS keep-alive | HTTPS / HTTP | router HTTPS new connection | nginx HTTP | nginx HTTPS keep-alive | nginx HTTPS new connection |', '|---:|---:|---:|---:|---:|---:|---:|---:|');
-      for (const rate of [...new Set(r.rates.map((x) => x.rate))]) {
-        const p = (name: string): number => r.rates!.find((x) => x.rate === rate && x.target === name)?.latency.p99 ?? NaN;
-        s.push(`| ${rate} | ${f2(p(t.http))} | ${f2(p(t.https))} | ${f2(p(t.https) / p(t.http))} | ${f2(p(t.httpsNew))} | ${f2(p(t.nginxHttp))} | ${f2(p(t.nginxHttps))} | ${f2(p(t.nginxHttpsNew))} |`);
-      }
-      s.push('');
+  }
+  if (r.newConnections !== undefined) newConnectionSection(r.newConnections, s);
+  const t = r.rateTargets;
+  if (t !== undefined && r.rates !== undefined) {
+    s.push('p99 ms side by side (new connection: p99 of the request *after* the handshake, then the mean connect + handshake time; the two do not add up to a p99):', '');
+    s.push('| req/s | router HTTP | router HTTPS keep-alive | HTTPS / HTTP | router HTTPS new connection: request p99 + handshake mean | nginx HTTP | nginx HTTPS keep-alive | nginx HTTPS new connection: request p99 + handshake mean |', '|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const rate of [...new Set(r.rates.map((x) => x.rate))]) {
+      const p = (name: string): number => r.rates!.find((x) => x.rate === rate && x.target === name)?.latency.p99 ?? NaN;
+      const fresh = (name: string): string => {
+        const n = r.newConnections?.find((x) => x.rate === rate && x.target === name);
+        return n === undefined ? f2(p(name)) : `${f2(n.latency.p99)} + ${f2(n.connect.mean)}${n.errors > 0 ? ` (${n.errors} errors)` : ''}`;
+      };
+      s.push(`| ${rate} | ${f2(p(t.http))} | ${f2(p(t.https))} | ${f2(p(t.https) / p(t.http))} | ${fresh(t.httpsNew)} | ${f2(p(t.nginxHttp))} | ${f2(p(t.nginxHttps))} | ${fresh(t.nginxHttpsNew)} |`);
     }
+    s.push('');
   }
 
-  const phases: MachineShare[] = [...(r.handshakes?.cold ?? []), ...(r.handshakes?.warm ?? []), ...(r.rates ?? [])].map((x) => x.machine);
+  const phases: MachineShare[] = [...(r.handshakes?.cold ?? []), ...(r.handshakes?.warm ?? []), ...(r.rates ?? []), ...(r.newConnections ?? [])].map((x) => x.machine);
   const disturbed = phases.filter((m) => m.foreignCores > DISTURBED_CORES).length;
   s.push('## Aims', '');
   s.push(`${disturbed} of ${phases.length} measured phases shared the machine with other work (⚠ above).`, '');
