@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -151,4 +151,28 @@ test('LOG_FSYNC=always: each write is followed by an fdatasync before it resolve
   const { eventually } = await import('../../test-support/router.js');
   await eventually(async () => (await interval.metric('log_shipper_file_fsyncs_total')) >= 1, 5000, 10);
   await s2.close();
+});
+
+test('a file left ending in a torn line (a shipper killed mid-write) is cut back to its last whole line before the first append', async (t) => {
+  const logDir = await mkdtemp(join(tmpdir(), 'torn-tail-'));
+  t.after(() => rm(logDir, { recursive: true, force: true }));
+  const whole = lines('shop', 0, 2);
+  await mkdir(join(logDir, 'shop'), { recursive: true });
+  await writeFile(join(logDir, 'shop', 'router.log'), `${whole}{"n":2,"app":"sh`);
+  await mkdir(join(logDir, 'blog'), { recursive: true });
+  // No newline at all within the last valid line's length: cut the unterminated run whole.
+  await writeFile(join(logDir, 'blog', 'router.log'), 'x'.repeat(70 * 1024));
+  const backend = await FileBackend.create({ logDir, maxOpenFiles: 4, rotateBytes: 0, rotateKeep: 1, fsync: 'never', fsyncIntervalMs: 1000 }, new ShipperMetrics(), silent);
+  t.after(() => backend.close());
+  const resent = lines('shop', 2, 2);
+  await backend.write([
+    { app: 'shop', data: Buffer.from(resent), lines: 2 },
+    { app: 'blog', data: Buffer.from(lines('blog', 0, 1)), lines: 1 },
+  ]);
+  assert.equal(await readFile(join(logDir, 'shop', 'router.log'), 'utf8'), whole + resent);
+  assert.deepEqual(numbersOf(await readFile(join(logDir, 'blog', 'router.log'), 'utf8').then((s) => s.slice(s.lastIndexOf('x') + 1))), [0]);
+  assert.equal((await stat(join(logDir, 'blog', 'router.log'))).size, 70 * 1024 - (64 * 1024 + 1) + Buffer.byteLength(lines('blog', 0, 1)));
+  // A file that ends well is left alone, and the check is made once per app: later writes append.
+  await backend.write([{ app: 'shop', data: Buffer.from(lines('shop', 4, 1)), lines: 1 }]);
+  assert.deepEqual(numbersOf(await readFile(join(logDir, 'shop', 'router.log'), 'utf8')), [0, 1, 2, 3, 4]);
 });

@@ -4,9 +4,9 @@
  *
  * - Order: a write is queued synchronously when the batch is handed over, so the batches of
  *   one app reach its file in the order they were received, whichever connection they came
- *   from. A queue runs one write call at a time; chunks that queued up behind a running
- *   write are written together by the next call (writev), so a busy file costs fewer
- *   syscalls, never more than one per batch.
+ *   from. A queue runs one append at a time (append-writer.ts: on a thread of its own);
+ *   chunks that queued up behind a running append are written together by the next one, so
+ *   a busy file costs fewer syscalls, never more than one per batch.
  * - Eviction and reopen (SIGHUP) retire an AppFile: it finishes what is queued on its old
  *   handle, then closes. The next write for that app makes a new AppFile that waits for the
  *   retired one to close before it opens the path afresh: after logrotate's rename, every
@@ -22,8 +22,10 @@ import { LRUCache } from 'lru-cache';
 import type { FsyncMode } from '../config.js';
 import type { ShipperMetrics } from '../metrics.js';
 import type { AppPath, LogPaths } from './app-path.js';
+import { AppendWriter } from './append-writer.js';
 import { FileSlots } from './file-slots.js';
 import { rotateFile } from './rotation.js';
+import { cutTornTail } from './torn-tail.js';
 
 export interface OpenFilesOptions {
   maxOpen: number;
@@ -138,7 +140,7 @@ class AppFile {
     const started = performance.now();
     const before = this.size;
     try {
-      await writeAll(handle, group, total);
+      await this.owner.writer.append(handle.fd, group.map((w) => w.data));
       if (options.fsync === 'always') {
         await handle.datasync();
         metrics.fsyncs.inc();
@@ -178,6 +180,12 @@ class AppFile {
       const handle = await open(file, OPEN_FLAGS, 0o640);
       try {
         this.size = (await handle.stat()).size;
+        if (!this.owner.seen.has(key)) {
+          const before = this.size;
+          this.size = await cutTornTail(file, handle, before);
+          if (this.size < before) this.owner.log.warn({ file, bytes: before - this.size }, 'log file ended in a torn line (a write cut short by a crash): cut off; its batch is resent whole');
+          this.owner.seen.set(key, true);
+        }
       } catch (err) {
         await handle.close().catch(() => undefined);
         throw err;
@@ -252,38 +260,15 @@ class AppFile {
   }
 }
 
-async function writeAll(handle: FileHandle, group: PendingWrite[], total: number): Promise<void> {
-  let buffers = group.map((w) => w.data);
-  let written = group.length === 1 ? (await handle.write(buffers[0]!)).bytesWritten : (await handle.writev(buffers)).bytesWritten;
-  // Regular files rarely take less than asked (a full disk, a signal): write the rest.
-  while (written < total) {
-    buffers = remainder(buffers, written);
-    const n = (await handle.writev(buffers)).bytesWritten;
-    if (n === 0) throw new Error('write made no progress');
-    total -= written;
-    written = n;
-  }
-}
-
-function remainder(buffers: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const b of buffers) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
-}
-
 export class OpenFiles {
   readonly slots: FileSlots;
+  readonly writer = new AppendWriter();
   private readonly files: LRUCache<string, AppFile>;
   /** Closing promises of retired files, by app directory, for the next AppFile to wait on. */
   private readonly retiring = new Map<string, Promise<void>>();
   private syncTimer: NodeJS.Timeout | null = null;
+  /** App directories whose file's tail was checked since start (torn-tail.ts); bounded: forgetting one only costs its check again. */
+  readonly seen = new LRUCache<string, true>({ max: 100_000 });
   /** The most files ever open at once, for tests and the curious. */
   peakOpen = 0;
 
@@ -335,6 +320,7 @@ export class OpenFiles {
     if (this.syncTimer !== null) clearInterval(this.syncTimer);
     this.files.clear();
     await Promise.all([...this.retiring.values()]);
+    await this.writer.close();
   }
 
   opened(): void {
