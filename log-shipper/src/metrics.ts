@@ -182,6 +182,12 @@ export class ShipperMetrics {
     registers: [this.registry],
   });
 
+  readonly filesystemSyncs = new Counter({
+    name: 'log_shipper_filesystem_syncs_total',
+    help: 'syncfs calls on LOG_DIR\'s filesystem (LOG_FSYNC=interval with many files dirty, or evicted files written since the last).',
+    registers: [this.registry],
+  });
+
   // Live tails.
   readonly tailSubscribers = new Gauge({
     name: 'log_shipper_tail_subscribers',

@@ -151,6 +151,17 @@ test('LOG_FSYNC=always: each write is followed by an fdatasync before it resolve
   const { eventually } = await import('../../test-support/router.js');
   await eventually(async () => (await interval.metric('log_shipper_file_fsyncs_total')) >= 1, 5000, 10);
   await s2.close();
+  assert.equal(await interval.metric('log_shipper_filesystem_syncs_total'), 0, 'one dirty file: an fdatasync, not a syncfs');
+
+  // Files evicted with unsynced writes close at once; the next tick syncs them with one syncfs.
+  const churn = await startTestShipper({ LOG_FSYNC: 'interval', LOG_FSYNC_INTERVAL: '20', LOG_MAX_OPEN_FILES: '2' });
+  t.after(() => churn.close());
+  const s3 = await LogSender.connect({ port: churn.port, token: SHIPPER_TOKEN });
+  const apps = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
+  for (let b = 0; b < 3; b++) await s3.send(b + 1, apps.map((app) => ({ app, data: lines(app, b, 2) })));
+  await eventually(async () => (await churn.metric('log_shipper_filesystem_syncs_total')) >= 1, 5000, 10);
+  for (const app of apps) assert.deepEqual(numbersOf(await churn.read(app)), [0, 1, 1, 2, 2, 3]);
+  await s3.close();
 });
 
 test('a file left ending in a torn line (a shipper killed mid-write) is cut back to its last whole line before the first append', async (t) => {
@@ -175,4 +186,16 @@ test('a file left ending in a torn line (a shipper killed mid-write) is cut back
   // A file that ends well is left alone, and the check is made once per app: later writes append.
   await backend.write([{ app: 'shop', data: Buffer.from(lines('shop', 4, 1)), lines: 1 }]);
   assert.deepEqual(numbersOf(await readFile(join(logDir, 'shop', 'router.log'), 'utf8')), [0, 1, 2, 3, 4]);
+});
+
+test("an app's directory removed while its file is closed is made again at the next write", async (t) => {
+  const logDir = await mkdtemp(join(tmpdir(), 'dir-gone-'));
+  t.after(() => rm(logDir, { recursive: true, force: true }));
+  const backend = await FileBackend.create({ logDir, maxOpenFiles: 4, rotateBytes: 0, rotateKeep: 1, fsync: 'never', fsyncIntervalMs: 1000 }, new ShipperMetrics(), silent);
+  t.after(() => backend.close());
+  await backend.write([{ app: 'shop', data: Buffer.from(lines('shop', 0, 1)), lines: 1 }]);
+  await backend.reopen();
+  await rm(join(logDir, 'shop'), { recursive: true });
+  await backend.write([{ app: 'shop', data: Buffer.from(lines('shop', 1, 1)), lines: 1 }]);
+  assert.deepEqual(numbersOf(await readFile(join(logDir, 'shop', 'router.log'), 'utf8')), [1]);
 });
