@@ -4,7 +4,7 @@
  * log or metrics — in as many cluster workers as the router (round-robin accept, like it).
  * The distance router → floor is the router's own work; floor → nginx is Node's.
  *
- *   FLOOR_PORT=… FLOOR_UPSTREAMS=port,port FLOOR_WORKERS=2 node dist/loadtest/router-bench/node-floor.js
+ *   FLOOR_PORT=… FLOOR_UPSTREAMS=port,port FLOOR_WORKERS=2 [FLOOR_SCHED=none] node dist/loadtest/router-bench/node-floor.js
  */
 import cluster from 'node:cluster';
 import http from 'node:http';
@@ -41,7 +41,8 @@ if (!Number.isInteger(port) || upstreams.some((p) => !Number.isInteger(p) || p <
   process.exit(78);
 }
 if (cluster.isPrimary && workers > 1) {
-  cluster.schedulingPolicy = cluster.SCHED_RR;
+  // FLOOR_SCHED=none: the kernel spreads connections (workers accept themselves) — to price the primary's round-robin handoff.
+  cluster.schedulingPolicy = process.env['FLOOR_SCHED'] === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   for (let i = 0; i < workers; i++) cluster.fork();
   // The benchmark stops the primary; the workers must not outlive it.
   process.on('SIGTERM', () => {
