@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import tls from 'node:tls';
 import { startHarness, type Harness } from '../../test-support/control-plane.js';
 import { spawnRouter, type RouterProcess } from '../../test-support/router-process.js';
@@ -80,4 +81,46 @@ test('SIGTERM drains: a request in flight completes, then the router exits 0', a
   const res = await inflight;
   assert.equal(res.status, 200);
   assert.equal(await exited, 0);
+});
+
+/** Pids of processes holding a listening socket on `port` (from /proc: no ss/lsof needed). */
+function listenerPids(port: number): Set<number> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const row of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+    }
+  }
+  const pids = new Set<number>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) pids.add(Number(pid));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return pids;
+}
+
+test('ROUTER_ACCEPT: round-robin leaves the listening socket to the primary; kernel gives it to the workers, which serve', async (t) => {
+  // Its own routers: an earlier test drains the shared one.
+  const rr = await spawnRouter(h.prefix);
+  t.after(() => rr.kill());
+  assert.deepEqual([...listenerPids(rr.httpPort)], [rr.child.pid], 'round-robin: only the primary listens');
+  const kernel = await spawnRouter(h.prefix, { ROUTER_ACCEPT: 'kernel' });
+  t.after(() => kernel.kill());
+  const pids = listenerPids(kernel.httpPort);
+  pids.delete(kernel.child.pid!);
+  assert.equal(pids.size, 2, 'both workers hold the listening socket');
+  for (let i = 0; i < 30; i++) assert.equal((await routerRequest(kernel.httpPort, 'clustered.localhost')).status, 200);
 });
