@@ -3,7 +3,7 @@
  */
 import type { ProfileSummary } from './cpu-profile.js';
 import type { CpuPerRequest, Measured, ThroughputSummary, TopologyResult } from './http-parts.js';
-import { DISTURBED_CORES, type MachineShare } from './machine.js';
+import { DISTURBED_CORES, disturbed as isDisturbed, type MachineShare } from './machine.js';
 import type { RateResult } from './load.js';
 import type { MemoryResult } from './memory.js';
 import type { PropagationResult } from './propagation.js';
@@ -40,7 +40,7 @@ export function cpu(c: CpuPerRequest | undefined, direct: boolean): string {
 /** Cores other processes used during the phase (steal in brackets), ⚠ when it may have moved the figures. */
 export function other(m: MachineShare | undefined, attempts?: number): string {
   if (m === undefined) return '-';
-  return `${m.foreignCores.toFixed(2)}${m.foreignCores > DISTURBED_CORES ? ' ⚠' : ''} (${m.stealCores.toFixed(2)})${attempts !== undefined && attempts > 1 ? `, attempt ${attempts}` : ''}`;
+  return `${m.foreignCores.toFixed(2)}${isDisturbed(m) ? ' ⚠' : ''} (${m.stealCores.toFixed(2)})${attempts !== undefined && attempts > 1 ? `, attempt ${attempts}` : ''}`;
 }
 
 export function rateTable(rates: Array<Measured<RateResult>>): string {
@@ -109,7 +109,7 @@ export function renderReport(r: Results): string {
   s.push(`- machine: ${r.machine}`);
   for (const line of r.setup) s.push(`- ${line}`);
   s.push(`- total run time ${Math.round(r.durationSeconds)} s; a single run: on two shared cores, compare runs before trusting one figure.`);
-  s.push(`- "other load": cores used during a phase by processes outside this benchmark (kernel threads included), from /proc; ⚠ above ${DISTURBED_CORES} — that phase shared the machine with someone else's work. Steal in brackets.`, '');
+  s.push(`- "other load": cores used during a phase by processes outside this benchmark (kernel threads included), from /proc; ⚠ when it or the hypervisor's steal (in brackets) is above ${DISTURBED_CORES} — that phase shared the machine with someone else's work.`, '');
 
   if (r.rates !== undefined) {
     s.push('## Constant rate', '');
@@ -178,7 +178,7 @@ export function renderReport(r: Results): string {
     s.push('');
   }
   const phases = [...(r.rates ?? []).map((x) => x.machine), ...(r.topology ?? []).map((x) => x.run.machine), ...(r.throughput?.rounds ?? []).map((x) => x.machine), ...(r.throughput?.newConnections ?? []).map((x) => x.machine), r.propagation?.machine, r.websocket?.machine, r.memory?.machine].filter((m): m is MachineShare => m !== undefined);
-  const disturbed = phases.filter((m) => m.foreignCores > DISTURBED_CORES).length;
+  const disturbed = phases.filter((m) => isDisturbed(m)).length;
   s.push('## Aims', '');
   s.push(`${disturbed} of ${phases.length} measured phases shared the machine with other work (⚠ above).`, '');
   s.push('| aim | this run | met |', '|---|---|---|');

@@ -5,7 +5,7 @@
 import type { ProfileSummary } from '../router-bench/cpu-profile.js';
 import type { Measured } from '../router-bench/http-parts.js';
 import type { RateResult } from '../router-bench/load.js';
-import { DISTURBED_CORES, type MachineShare } from '../router-bench/machine.js';
+import { DISTURBED_CORES, disturbed as isDisturbed, type MachineShare } from '../router-bench/machine.js';
 import { cpu, f1, f2, int, kinds, other, rateTable } from '../router-bench/report.js';
 import { KEY_LABEL } from './certificates.js';
 import type { HandshakePhase, HandshakeResults } from './handshakes.js';
@@ -162,7 +162,7 @@ export function renderTlsReport(r: TlsResults): string {
   for (const line of r.setup) s.push(`- ${line}`);
   s.push(`- preparation: ${r.prep.namesPerSet} names per set; certificates issued in ${f1(r.prep.certSeconds)} s; ${r.prep.upload.apps} apps with their domain and certificate through the control plane, ${r.prep.upload.events} events in ${f1(r.prep.upload.seconds)} s (${int(r.prep.upload.events / r.prep.upload.seconds)} events/s, ${r.prep.upload.failures} failures); nginx started with ${r.prep.upload.apps} certificates in ${f2(r.prep.nginxStartSeconds)} s`);
   s.push(`- total run time ${Math.round(r.durationSeconds)} s; a single run: on two shared cores, compare runs before trusting one figure.`);
-  s.push(`- "other load": cores used during a phase by processes outside this benchmark, from /proc; ⚠ above ${DISTURBED_CORES}. Steal in brackets.`, '');
+  s.push(`- "other load": cores used during a phase by processes outside this benchmark, from /proc; ⚠ when it or the hypervisor's steal (in brackets) is above ${DISTURBED_CORES}.`, '');
 
   if (r.handshakes !== undefined) handshakeSection(r.handshakes, s);
 
@@ -203,7 +203,7 @@ export function renderTlsReport(r: TlsResults): string {
   }
 
   const phases: MachineShare[] = [...(r.handshakes?.cold ?? []), ...(r.handshakes?.warm ?? []), ...(r.rates ?? []), ...(r.newConnections ?? [])].map((x) => x.machine);
-  const disturbed = phases.filter((m) => m.foreignCores > DISTURBED_CORES).length;
+  const disturbed = phases.filter((m) => isDisturbed(m)).length;
   s.push('## Aims', '');
   s.push(`${disturbed} of ${phases.length} measured phases shared the machine with other work (⚠ above).`, '');
   s.push('| aim | this run | met |', '|---|---|---|');
