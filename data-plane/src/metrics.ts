@@ -87,6 +87,12 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  readonly refreshAhead = new Counter({
+    name: 'router_route_refresh_ahead_total',
+    help: 'Invalidated routes re-read at once, before any request asked for them (their Redis answers count in router_redis_lookups_total).',
+    registers: [this.registry],
+  });
+
   /** result: applied, ignored, flush, malformed. */
   readonly invalidations = new Counter({
     name: 'router_invalidations_total',

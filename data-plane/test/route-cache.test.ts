@@ -43,7 +43,33 @@ async function put(name: string, app: string, port = 8000): Promise<HostRecord> 
 class Probe implements HostSource {
   calls = 0;
   failing = false;
+  /** The names of each batched lookup (refresh-ahead), in order. */
+  batches: string[][] = [];
   private held: { hostname: string; read: () => void; release: Promise<void> } | undefined;
+  private heldBatch: { read: () => void; release: Promise<void> } | undefined;
+
+  async findMany(hostnames: readonly string[]): Promise<Array<HostMatch | null | Error>> {
+    this.batches.push([...hostnames]);
+    if (this.failing) throw new Error('connection refused');
+    const answers = await store.findMany(hostnames);
+    const held = this.heldBatch;
+    if (held !== undefined) {
+      this.heldBatch = undefined;
+      held.read();
+      await held.release;
+    }
+    return answers;
+  }
+
+  /** The next batched lookup reads Redis, then waits until released. */
+  holdBatch(): { read: Promise<void>; release: () => void } {
+    let release = (): void => undefined;
+    let read = (): void => undefined;
+    const readP = new Promise<void>((r) => (read = r));
+    const releaseP = new Promise<void>((r) => (release = r));
+    this.heldBatch = { read, release: releaseP };
+    return { read: readP, release };
+  }
 
   async find(hostname: string): Promise<HostMatch | null> {
     this.calls++;
@@ -69,6 +95,15 @@ class Probe implements HostSource {
   }
 }
 
+/** `promise`, or a failure after `ms`: a test waiting for something that never happens must end. */
+function within<T>(promise: Promise<T>, what: string, ms = 2000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 function unique(label: string): string {
   return `${label}-${randomBytes(3).toString('hex')}`;
 }
@@ -78,6 +113,8 @@ function isPromise(value: unknown): value is Promise<unknown> {
 }
 
 async function idle(cache: RouteCache): Promise<void> {
+  // A refresh-ahead starts in a microtask after the invalidation: let it start first.
+  await new Promise((r) => setImmediate(r));
   for (let i = 0; i < 1000 && cache.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 1));
   assert.equal(cache.inFlight, 0, 'lookups still in flight');
 }
@@ -337,5 +374,232 @@ describe('route cache', () => {
     const cache = new RouteCache(new Probe(), { max: 100 });
     await assert.rejects(async () => cache.resolve(host), StoreUnavailableError);
     assert.equal(cache.size, 0, 'nothing cached');
+  });
+});
+
+describe('refresh-ahead: invalidated routes re-read before any request asks', () => {
+  test('an invalidated route in use is re-read at once: the next request is a hit on the new route', async () => {
+    const host = `${unique('ahead')}.a.test`;
+    await put(host, 'ahead', 1);
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100 });
+    await cache.resolve(host);
+    const v2 = await put(host, 'ahead', 2);
+    cache.invalidate([host]);
+    await idle(cache);
+    assert.deepEqual(probe.batches, [[host]], 'one lookup, before any request');
+    const next = cache.resolve(host);
+    assert.ok(!isPromise(next), 'answered from the cache');
+    assert.deepEqual(next, v2);
+    assert.deepEqual([cache.stats.refreshed, cache.stats.found, cache.stats.miss, cache.stats.hit], [1, 2, 1, 1]);
+  });
+
+  test('every name invalidated in one turn is read in one round trip, wildcard-resolved names included', async () => {
+    const zone = `${unique('batch')}.test`;
+    const exact = [`a.${zone}`, `b.${zone}`, `c.${zone}`];
+    for (const h of exact) await put(h, 'exact');
+    await put(`*.${zone}`, 'wild');
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100 });
+    for (const h of [...exact, `shop.${zone}`]) await cache.resolve(h);
+    // Two messages delivered in one read: two invalidate calls in the same turn.
+    cache.invalidate([exact[0]!]);
+    cache.invalidate([exact[1]!, exact[2]!, `*.${zone}`]);
+    await idle(cache);
+    assert.equal(probe.batches.length, 1);
+    assert.deepEqual([...probe.batches[0]!].sort(), [...exact, `shop.${zone}`].sort());
+    for (const h of [...exact, `shop.${zone}`]) assert.ok(!isPromise(cache.resolve(h)), `${h} cached again`);
+  });
+
+  test('names not cached, negative entries and routes unused for refreshAheadMs cost no lookup', async () => {
+    let now = 0;
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100, negativeTtlMs: 600_000, refreshAheadMs: 10_000, clock: () => now });
+    const idleHost = `${unique('unused')}.a.test`;
+    const busyHost = `${unique('busy')}.a.test`;
+    // Its own zone: other tests here put `*.a.test`.
+    const unknown = `neg.${unique('neg-zone')}.test`;
+    await put(idleHost, 'unused');
+    await put(busyHost, 'busy');
+    await cache.resolve(idleHost);
+    await cache.resolve(busyHost);
+    assert.equal(await cache.resolve(unknown), null);
+    now = 10_001;
+    assert.ok(!isPromise(cache.resolve(busyHost)), 'served: used now');
+    const calls = probe.calls;
+    const never = Array.from({ length: 1000 }, (_, i) => `${unique(`never${i}`)}.a.test`);
+    cache.invalidate(never);
+    cache.invalidate([`*.${unique('nozone')}.test`, unknown, idleHost]);
+    await idle(cache);
+    assert.deepEqual(probe.batches, [], 'nothing re-read');
+    assert.equal(probe.calls, calls);
+    assert.equal(cache.stats.refreshed, 0);
+    cache.invalidate([busyHost]);
+    await idle(cache);
+    assert.deepEqual(probe.batches, [[busyHost]], 'a route served within refreshAheadMs is re-read');
+
+    const off = new RouteCache(probe, { max: 100, refreshAheadMs: 0 });
+    await off.resolve(busyHost);
+    off.invalidate([busyHost]);
+    await idle(off);
+    assert.equal(probe.batches.length, 1, 'refreshAheadMs 0: never');
+  });
+
+  test('a route only refreshed ahead, never requested since, is not re-read forever', async () => {
+    let now = 0;
+    const host = `${unique('stale-use')}.a.test`;
+    await put(host, 'stale-use');
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100, refreshAheadMs: 10_000, clock: () => now });
+    await cache.resolve(host);
+    now = 5_000;
+    cache.invalidate([host]);
+    await idle(cache);
+    now = 10_001;
+    cache.invalidate([host]);
+    await idle(cache);
+    assert.equal(probe.batches.length, 1, 'the refreshed entry kept its last real use');
+  });
+
+  test('a request during a refresh-ahead joins it', async () => {
+    const host = `${unique('join')}.a.test`;
+    await put(host, 'join', 1);
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100 });
+    await cache.resolve(host);
+    const v2 = await put(host, 'join', 2);
+    const held = probe.holdBatch();
+    cache.invalidate([host]);
+    await within(held.read, 'the refresh-ahead');
+    const during = cache.resolve(host);
+    assert.ok(isPromise(during));
+    held.release();
+    assert.deepEqual(await during, v2);
+    assert.equal(probe.calls, 1, 'no lookup of its own');
+    assert.equal(probe.batches.length, 1);
+    assert.deepEqual(cache.resolve(host), v2);
+  });
+
+  for (const overtake of ['invalidate', 'invalidate-wildcard', 'flush'] as const) {
+    test(`a refresh-ahead overtaken by ${overtake} is not stored`, async () => {
+      const zone = `${unique('ahead-race')}.test`;
+      const host = `www.${zone}`;
+      const stored = overtake === 'invalidate' ? host : `*.${zone}`;
+      await put(stored, 'v1');
+      const probe = new Probe();
+      const cache = new RouteCache(probe, { max: 100 });
+      await cache.resolve(host);
+      await put(stored, 'v2');
+      const held = probe.holdBatch();
+      cache.invalidate([stored]);
+      await within(held.read, 'the refresh-ahead');
+      const v3 = await put(stored, 'v3');
+      if (overtake === 'flush') cache.flush();
+      else cache.invalidate([stored]);
+      await idle(cache);
+      if (overtake === 'flush') {
+        assert.deepEqual(await cache.resolve(host), v3, 'a flush leaves the re-read to the next request');
+      } else {
+        assert.deepEqual(cache.resolve(host), v3, 'a new refresh-ahead read v3 before any request');
+      }
+      held.release();
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(cache.resolve(host), v3, 'the held answer (v2) did not overwrite v3');
+      assert.equal(cache.stats.discarded, 1);
+      assert.equal(probe.batches.length, overtake === 'flush' ? 1 : 2);
+    });
+  }
+
+  test('a refresh-ahead whose entry was evicted meanwhile is not stored', async () => {
+    const one = `${unique('evicted')}.a.test`;
+    const two = `${unique('evictor')}.a.test`;
+    await put(one, 'evicted');
+    await put(two, 'evictor');
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 1 });
+    await cache.resolve(one);
+    const held = probe.holdBatch();
+    cache.invalidate([one]);
+    await within(held.read, 'the refresh-ahead');
+    await cache.resolve(two);
+    held.release();
+    await idle(cache);
+    assert.ok(!isPromise(cache.resolve(two)), 'the name in use stays');
+    const again = cache.resolve(one);
+    assert.ok(isPromise(again), 'the evicted name was not put back');
+    await again;
+  });
+
+  test('a failed refresh-ahead keeps the old route for Redis failures; the next request re-reads', async () => {
+    const host = `${unique('ahead-fail')}.a.test`;
+    const v1 = await put(host, 'ahead-fail', 1);
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100 });
+    await cache.resolve(host);
+    const v2 = await put(host, 'ahead-fail', 2);
+    probe.failing = true;
+    cache.invalidate([host]);
+    await idle(cache);
+    assert.equal(cache.stats.errors, 1);
+    assert.deepEqual(await cache.resolve(host), v1, 'stale-if-error');
+    probe.failing = false;
+    const next = cache.resolve(host);
+    assert.ok(isPromise(next), 'still invalid: re-read');
+    assert.deepEqual(await next, v2);
+  });
+
+  test('an unreadable record fails its own name only, never turned into "unknown"', async () => {
+    const zone = `${unique('ahead-bad')}.test`;
+    const good = `good.${zone}`;
+    const bad = `bad.${zone}`;
+    await put(good, 'good', 1);
+    const b1 = await put(bad, 'bad', 1);
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 100 });
+    await cache.resolve(good);
+    await cache.resolve(bad);
+    const g2 = await put(good, 'good', 2);
+    await redis.set(keys.host(bad), '{"v":2,"app":"from-the-future","version":1}');
+    cache.invalidate([good, bad]);
+    await idle(cache);
+    assert.equal(probe.batches.length, 1);
+    assert.deepEqual(cache.resolve(good), g2);
+    assert.deepEqual(await cache.resolve(bad), b1, 'served stale, not 404');
+  });
+
+  test('a wildcard naming thousands of cached hostnames re-reads at most 1024, in batches of 128', async () => {
+    const zone = `${unique('many')}.test`;
+    await put(`*.${zone}`, 'many');
+    const probe = new Probe();
+    const cache = new RouteCache(probe, { max: 2000 });
+    const names = Array.from({ length: 1100 }, (_, i) => `n${i}.${zone}`);
+    await Promise.all(names.map((n) => cache.resolve(n)));
+    cache.invalidate([`*.${zone}`]);
+    await idle(cache);
+    assert.equal(cache.stats.refreshed, 1024);
+    assert.equal(probe.batches.length, 8);
+    assert.ok(probe.batches.every((b) => b.length === 128));
+    const left = names.filter((n) => isPromise(cache.resolve(n)));
+    assert.equal(left.length, 76, 'the rest are re-read by their next request');
+    await Promise.all(left.map((n) => cache.resolve(n)));
+  });
+
+  test('HostStore.findMany answers each name as find would, in one MGET', async () => {
+    const zone = `${unique('many-store')}.test`;
+    const exact = await put(`www.${zone}`, 'exact');
+    const wild = await put(`*.${zone}`, 'wild');
+    await redis.set(keys.host(`bad.${zone}`), 'not a record');
+    const names = [`www.${zone}`, `api.${zone}`, `bad.${zone}`, `none.${unique('nowhere')}.test`, 'localhost'];
+    const answers = await store.findMany(names);
+    assert.deepEqual(answers[0], { record: exact, matched: `www.${zone}` });
+    assert.deepEqual(answers[1], { record: wild, matched: `*.${zone}` });
+    assert.ok(answers[2] instanceof UnreadableRecordError, 'an unreadable exact record is an error, not the wildcard');
+    assert.equal(answers[3], null);
+    assert.equal(answers[4], null);
+    for (const [i, name] of names.entries()) {
+      if (i === 2) await assert.rejects(store.find(name), UnreadableRecordError);
+      else assert.deepEqual(await store.find(name), answers[i]);
+    }
+    assert.deepEqual(await store.findMany([]), []);
   });
 });

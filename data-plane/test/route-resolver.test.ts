@@ -173,6 +173,47 @@ describe('route resolver against the control plane', () => {
     assert.equal(resolver.cache.stats.discarded, 1);
   });
 
+  test('a scale re-reads a route in use before any request; a refresh-ahead overtaken by the next change is not stored', async (t) => {
+    const { h, resolver, metrics } = await setup(t, 'rr-ahead');
+    await applied(resolver, await h.deploy('ahead', [c1]));
+    assert.deepEqual((await resolver.resolve('ahead.localhost'))?.containers, [c1]);
+
+    await applied(resolver, await h.send({ app: 'ahead', type: 'scale', containers: [c2] }));
+    await until(() => resolver.cache.stats.refreshed === 1 && resolver.cache.inFlight === 0, 'the refresh-ahead');
+    const next = resolver.resolve('ahead.localhost');
+    assert.ok(!isPromise(next), 'the first request after the scale is a cache hit');
+    assert.deepEqual((next as HostRecord | null)?.containers, [c2]);
+
+    // The next refresh-ahead reads Redis, then is held while another scale is applied.
+    const findMany = resolver.store.findMany.bind(resolver.store);
+    let read = ignore;
+    let release = ignore;
+    const hasRead = new Promise<void>((r) => (read = r));
+    const released = new Promise<void>((r) => (release = r));
+    let holdNext = true;
+    resolver.store.findMany = async (hostnames: readonly string[]) => {
+      const answers = await findMany(hostnames);
+      if (holdNext) {
+        holdNext = false;
+        read();
+        await released;
+      }
+      return answers;
+    };
+    await applied(resolver, await h.send({ app: 'ahead', type: 'scale', containers: [c3] }));
+    await Promise.race([hasRead, new Promise((_, reject) => setTimeout(() => reject(new Error('no refresh-ahead')), 5000).unref())]);
+    await applied(resolver, await h.send({ app: 'ahead', type: 'scale', containers: [c1, c2] }));
+    await until(() => resolver.cache.stats.refreshed === 3 && resolver.cache.inFlight === 0, 'the second refresh-ahead');
+    assert.deepEqual((resolver.resolve('ahead.localhost') as HostRecord | null)?.containers, [c1, c2]);
+    release();
+    await until(() => resolver.cache.stats.discarded === 1, 'the held answer discarded');
+    assert.deepEqual((resolver.resolve('ahead.localhost') as HostRecord | null)?.containers, [c1, c2], 'the held [c3] was not stored');
+
+    resolver.cache.publishMetrics();
+    const { values } = await metrics.refreshAhead.get();
+    assert.equal(values[0]?.value, 3, 'router_route_refresh_ahead_total');
+  });
+
   test('a malformed message or a version gap flushes the cache', async (t) => {
     const { h, resolver, metrics } = await setup(t, 'rr-gap');
     await applied(resolver, await h.deploy('gap', [c1]));

@@ -20,6 +20,12 @@ export interface HostMatch {
 /** What the route cache reads through; tests wrap it to count or delay lookups. */
 export interface HostSource {
   find(hostname: string): Promise<HostMatch | null>;
+  /**
+   * Many names in one round trip (the cache's refresh-ahead), each resolved as `find` would:
+   * per name its match, null, or the error that name alone met (an unreadable record). Rejects
+   * when the round trip fails. Without it the cache reads the names one `find` at a time.
+   */
+  findMany?(hostnames: readonly string[]): Promise<Array<HostMatch | null | Error>>;
 }
 
 /**
@@ -58,6 +64,38 @@ export class HostStore implements HostSource {
     if (exact !== null && exact !== undefined) return this.match(hostname, exact);
     if (wild !== null && wild !== undefined) return this.match(wildcard, wild);
     return null;
+  }
+
+  async findMany(hostnames: readonly string[]): Promise<Array<HostMatch | null | Error>> {
+    // Names under one wildcard share its key: each key is read once.
+    const keys: string[] = [];
+    const slots = new Map<string, number>();
+    const slot = (name: string): number => {
+      let i = slots.get(name);
+      if (i === undefined) {
+        i = keys.length;
+        slots.set(name, i);
+        keys.push(this.keys.host(name));
+      }
+      return i;
+    };
+    const plan = hostnames.map((hostname) => {
+      const wildcard = wildcardFor(hostname);
+      return { hostname, exact: slot(hostname), wildcard, wild: wildcard === null ? -1 : slot(wildcard) };
+    });
+    const raws = keys.length === 0 ? [] : await this.redis.mget(keys);
+    return plan.map(({ hostname, exact, wildcard, wild }) => {
+      try {
+        // As in find: an unreadable exact record is not skipped for the wildcard.
+        const raw = raws[exact];
+        if (raw !== null && raw !== undefined) return this.match(hostname, raw);
+        const rawWild = wild < 0 ? null : raws[wild];
+        if (wildcard !== null && rawWild !== null && rawWild !== undefined) return this.match(wildcard, rawWild);
+        return null;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    });
   }
 
   private match(name: string, raw: string): HostMatch {

@@ -9,11 +9,16 @@
  *   runs; the TTL is only a safety net under the invalidations.
  * - Invalidated and flushed entries are re-read before they are served again, but kept so
  *   that a Redis outage serves them (stale-if-error) instead of failing the request.
+ * - Refresh-ahead: an invalidated route that served a request recently is re-read at once,
+ *   names of one event loop turn in one round trip, so the next request finds the new route
+ *   instead of waiting for Redis. Names not cached (or long unused) cost nothing.
  *
  * The race of docs/ARCHITECTURE.md (an answer read before an invalidation, arriving after it)
  * is closed by per-lookup state: an invalidation naming the host, or a flush, marks the
  * lookup in flight as overtaken and detaches it from the single-flight map. Its callers still
  * get its answer (it was current when read) but it is not stored, and later callers read anew.
+ * A refresh-ahead is such a lookup too, started after the invalidation that asked for it: it is
+ * overtaken, and replaced, the same way.
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -34,6 +39,11 @@ export interface RouteCacheOptions {
   negativeMax?: number;
   /** After a failed background refresh, how long before the next one. Default 1 s. */
   errorRetryMs?: number;
+  /**
+   * An invalidated route that answered a request within this long is re-read at once
+   * (refresh-ahead); older ones wait for their next request. 0: never. Default: `ttlMs`.
+   */
+  refreshAheadMs?: number;
   /**
    * Milliseconds, monotonic; injectable so tests can expire entries without sleeping. Default:
    * performance.now() sampled every 50 ms (see `close()`).
@@ -61,6 +71,8 @@ export interface RouteCacheStats {
   errors: number;
   /** Lookups answered but not stored because an invalidation or flush overtook them. */
   discarded: number;
+  /** Invalidated routes re-read before any request asked (their outcomes count above too). */
+  refreshed: number;
 }
 
 const DEFAULT_TTL_MS = 60_000;
@@ -69,6 +81,13 @@ const DEFAULT_ERROR_RETRY_MS = 1_000;
 const ERROR_LOG_INTERVAL_MS = 10_000;
 /** TTLs are seconds; a clock this coarse is plenty and costs the hit path nothing. */
 const CLOCK_TICK_MS = 50;
+/** Names per MGET of a refresh-ahead (two keys each at most). */
+const REFRESH_BATCH = 128;
+/**
+ * Names re-read ahead per event loop turn: a wildcard naming thousands of cached hostnames
+ * must not turn into a burst on Redis; the rest are re-read by their next request, as before.
+ */
+const REFRESH_MAX = 1024;
 
 // lru-cache's get/peek default their options argument to a fresh `{}` on every call; one
 // shared object keeps the hit path allocation-free.
@@ -92,6 +111,8 @@ class Entry {
     readonly epoch: number,
     /** Positive: fresh until; negative: forgotten at. */
     readonly expiresAt: number,
+    /** Last served to a request (or waited for by one): decides refresh-ahead. */
+    public usedAt: number,
   ) {}
 }
 
@@ -109,7 +130,7 @@ class Flight {
 }
 
 export class RouteCache {
-  readonly stats: RouteCacheStats = { hit: 0, negative: 0, stale: 0, miss: 0, found: 0, notFound: 0, errors: 0, discarded: 0 };
+  readonly stats: RouteCacheStats = { hit: 0, negative: 0, stale: 0, miss: 0, found: 0, notFound: 0, errors: 0, discarded: 0, refreshed: 0 };
   private readonly published: RouteCacheStats = { ...this.stats };
   private readonly lru: LRUCache<string, Entry>;
   /**
@@ -124,6 +145,10 @@ export class RouteCache {
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
   private readonly errorRetryMs: number;
+  private readonly refreshAheadMs: number;
+  /** Invalidated names to re-read at the end of this turn (refresh-ahead), or none. */
+  private pending: Set<string> | undefined;
+  private closed = false;
   private readonly clock: () => number;
   private readonly metrics: RouterMetrics | undefined;
   private readonly log: Logger | undefined;
@@ -140,6 +165,7 @@ export class RouteCache {
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     this.negativeTtlMs = options.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS;
     this.errorRetryMs = options.errorRetryMs ?? DEFAULT_ERROR_RETRY_MS;
+    this.refreshAheadMs = options.refreshAheadMs ?? this.ttlMs;
     if (options.clock !== undefined) {
       this.clock = options.clock;
     } else {
@@ -190,6 +216,7 @@ export class RouteCache {
     const entry = this.lru.get(hostname, GET_OPTIONS) ?? this.misses.get(hostname, GET_OPTIONS);
     if (entry !== undefined && !entry.invalid && entry.epoch === this.epoch) {
       const now = this.clock();
+      entry.usedAt = now;
       if (now < entry.expiresAt) {
         if (entry.record === null) this.stats.negative++;
         else this.stats.hit++;
@@ -211,7 +238,8 @@ export class RouteCache {
   /**
    * The control plane changed `names` (hostnames or wildcards `*.rest`): their negative entries
    * go, their positive ones must be re-read before being served, lookups in flight for them
-   * are overtaken.
+   * are overtaken. Positive ones used recently are re-read now (refresh-ahead), in one batch
+   * with every other name invalidated in this event loop turn.
    */
   invalidate(names: readonly string[]): void {
     let wildcards: Set<string> | undefined;
@@ -225,9 +253,10 @@ export class RouteCache {
         this.invalidateHost(name);
       }
     }
-    if (wildcards === undefined) return;
-    for (const flight of this.flights.values()) {
-      if (flight.wildcard !== null && wildcards.has(flight.wildcard)) this.detach(flight);
+    if (wildcards !== undefined) {
+      for (const flight of this.flights.values()) {
+        if (flight.wildcard !== null && wildcards.has(flight.wildcard)) this.detach(flight);
+      }
     }
   }
 
@@ -241,8 +270,10 @@ export class RouteCache {
     this.flights = new Map();
   }
 
-  /** Stops the default clock's timer (unref'd: forgetting this never holds the process). */
+  /** Stops the default clock's timer (unref'd: forgetting this never holds the process) and refresh-ahead. */
   close(): void {
+    this.closed = true;
+    this.pending = undefined;
     clearInterval(this.ticker);
     this.ticker = undefined;
   }
@@ -260,6 +291,7 @@ export class RouteCache {
     if (s.found > p.found) m.redisLookups.inc({ outcome: 'found' }, s.found - p.found);
     if (s.notFound > p.notFound) m.redisLookups.inc({ outcome: 'not_found' }, s.notFound - p.notFound);
     if (s.errors > p.errors) m.redisLookups.inc({ outcome: 'error' }, s.errors - p.errors);
+    if (s.refreshed > p.refreshed) m.refreshAhead.inc(s.refreshed - p.refreshed);
     Object.assign(p, s);
     m.cacheSize.set(this.lru.size);
   }
@@ -278,18 +310,40 @@ export class RouteCache {
     try {
       match = await this.source.find(flight.hostname);
     } catch (err) {
-      this.settle(flight);
-      this.stats.errors++;
-      this.logLookupError(flight.hostname, err);
-      const old = this.lru.peek(flight.hostname, PEEK_OPTIONS);
-      if (old !== undefined && old.record !== null) {
-        old.retryAt = this.clock() + this.errorRetryMs;
-        this.stats.stale += flight.waiters;
-        return old.record;
-      }
-      this.stats.miss += flight.waiters;
-      throw new StoreUnavailableError(`routing store unavailable and ${flight.hostname} is not cached`, { cause: err });
+      return this.failed(flight, err);
     }
+    return this.answered(flight, match);
+  }
+
+  /** One name of a refresh-ahead batch: `answers[i]` is its outcome. */
+  private async runBatched(flight: Flight, answers: Promise<Array<HostMatch | null | Error>>, i: number): Promise<HostRecord | null> {
+    let match: HostMatch | null;
+    try {
+      const answer = (await answers)[i];
+      if (answer === undefined) throw new Error('batched lookup answered fewer names than asked');
+      if (answer instanceof Error) throw answer;
+      match = answer;
+    } catch (err) {
+      return this.failed(flight, err);
+    }
+    return this.answered(flight, match);
+  }
+
+  private failed(flight: Flight, err: unknown): HostRecord {
+    this.settle(flight);
+    this.stats.errors++;
+    this.logLookupError(flight.hostname, err);
+    const old = this.lru.peek(flight.hostname, PEEK_OPTIONS);
+    if (old !== undefined && old.record !== null) {
+      old.retryAt = this.clock() + this.errorRetryMs;
+      this.stats.stale += flight.waiters;
+      return old.record;
+    }
+    this.stats.miss += flight.waiters;
+    throw new StoreUnavailableError(`routing store unavailable and ${flight.hostname} is not cached`, { cause: err });
+  }
+
+  private answered(flight: Flight, match: HostMatch | null): HostRecord | null {
     this.settle(flight);
     this.stats.miss += flight.waiters;
     if (match === null) this.stats.notFound++;
@@ -297,17 +351,22 @@ export class RouteCache {
     if (flight.detached || flight.epoch !== this.epoch) {
       this.stats.discarded++;
     } else {
-      this.store(flight.hostname, match);
+      this.store(flight.hostname, match, flight.waiters > 0);
     }
     return match === null ? null : match.record;
   }
 
-  private store(hostname: string, match: HostMatch | null): void {
+  /** `used`: a request waited for this answer; else the entry keeps the old one's last use. */
+  private store(hostname: string, match: HostMatch | null, used: boolean): void {
     const now = this.clock();
+    const old = this.lru.peek(hostname, PEEK_OPTIONS);
+    // A background re-read whose entry was evicted meanwhile would push out a name in use.
+    if (!used && old === undefined) return;
+    const usedAt = used ? now : (old?.usedAt ?? -Infinity);
     const entry =
       match === null
-        ? new Entry(null, wildcardFor(hostname), this.epoch, now + this.negativeTtlMs)
-        : new Entry(match.record, match.matched === hostname ? null : match.matched, this.epoch, now + this.ttlMs);
+        ? new Entry(null, wildcardFor(hostname), this.epoch, now + this.negativeTtlMs, usedAt)
+        : new Entry(match.record, match.matched === hostname ? null : match.matched, this.epoch, now + this.ttlMs, usedAt);
     if (entry.record === null) {
       this.lru.delete(hostname);
       this.misses.set(hostname, entry);
@@ -323,9 +382,67 @@ export class RouteCache {
     if (entry !== undefined) {
       entry.invalid = true;
       entry.retryAt = 0;
+      // A flushed entry is re-read on demand, like every other entry the flush reached.
+      if (entry.epoch === this.epoch && this.clock() - entry.usedAt <= this.refreshAheadMs) this.refreshSoon(hostname);
     }
     const flight = this.flights.get(hostname);
     if (flight !== undefined) this.detach(flight);
+  }
+
+  /**
+   * Batches the names of every invalidation of this turn: the microtask runs as soon as the
+   * current callback returns — after every message of the same socket read, before the next
+   * I/O callback — so the batch is whole and nothing waits for a timer or the next loop turn.
+   */
+  private refreshSoon(hostname: string): void {
+    if (this.closed || this.refreshAheadMs <= 0) return;
+    if (this.pending === undefined) {
+      this.pending = new Set();
+      queueMicrotask(this.refreshPending);
+    }
+    this.pending.add(hostname);
+  }
+
+  private readonly refreshPending = (): void => {
+    const names = this.pending;
+    this.pending = undefined;
+    if (names === undefined || this.closed) return;
+    let batch: string[] = [];
+    let taken = 0;
+    for (const hostname of names) {
+      if (taken === REFRESH_MAX) break;
+      const entry = this.lru.peek(hostname, PEEK_OPTIONS);
+      // Gone, flushed, or already being re-read by a request that came after the invalidation.
+      if (entry === undefined || !entry.invalid || entry.epoch !== this.epoch || this.flights.has(hostname)) continue;
+      batch.push(hostname);
+      taken++;
+      if (batch.length === REFRESH_BATCH) {
+        this.refresh(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) this.refresh(batch);
+  };
+
+  /** Starts one lookup per name (each a flight requests join), read in one round trip. */
+  private refresh(hostnames: string[]): void {
+    this.stats.refreshed += hostnames.length;
+    const source = this.source;
+    if (source.findMany === undefined) {
+      for (const hostname of hostnames) this.start(hostname);
+      return;
+    }
+    const flights = hostnames.map((hostname) => {
+      const flight = new Flight(hostname, wildcardFor(hostname), this.epoch);
+      this.flights.set(hostname, flight);
+      return flight;
+    });
+    const answers = source.findMany(hostnames);
+    for (let i = 0; i < flights.length; i++) {
+      const flight = flights[i]!;
+      flight.promise = this.runBatched(flight, answers, i);
+      flight.promise.catch(ignore);
+    }
   }
 
   private detach(flight: Flight): void {
