@@ -12,7 +12,9 @@
  *   reload       1000 req/s while the app is scaled every 20 s and every 1 s (nginx: reloads);
  *   throughput   closed loop, 50 keep-alive connections (wrk), router / nginx, and the floor of
  *                any Node proxy here (router-bench/node-floor.ts); then a new connection per request;
- *   propagation  control plane's 200 → first answer from the new container;
+ *   propagation  control plane's 200 → first answer from the new container: closed-loop pollers
+ *                (the machine saturated), then probes sent from the 200, on an otherwise idle
+ *                router and with 1000 req/s of another app's traffic;
  *   websocket    1000 WebSockets through 100 scale events: none may drop;
  *   memory       RSS per worker with 100 000 apps and the route cache at its bound.
  * Progress goes to stderr; the Markdown report to stdout and loadtest/reports/router-<time>.md,
@@ -36,10 +38,13 @@ import { container, Platform } from './router-bench/platform.js';
 import { childPids, freePorts, HOST, register, routerLogCounts, snapshotRouterCode, startControlPlane, startNodeFloor, startRouter, stopAll, type RouterProcess } from './router-bench/processes.js';
 import { Progress } from './router-bench/progress.js';
 import { propagation } from './router-bench/propagation.js';
+import { probedPropagation } from './router-bench/propagation-probes.js';
 import { renderReport, type Results } from './router-bench/report.js';
 import { websocketSurvival } from './router-bench/websocket.js';
 
 const PARTS = ['http', 'reload', 'throughput', 'propagation', 'websocket', 'memory'] as const;
+/** Other traffic during the second probed propagation: the topology part's rate. */
+const PROBE_BACKGROUND_RATE = 1000;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -129,7 +134,7 @@ function plannedSeconds(o: Options, part: Part): number {
     case 'http': return 3 * o.warmSeconds + o.rates.length * 3 * (o.seconds + (o.quick ? 1.5 : 3));
     case 'reload': return (o.routerEveryMs.length + o.nginxEveryMs.length) * (o.topologySeconds + (o.quick ? 1.5 : 3)) + 3;
     case 'throughput': return 4 * (o.quick ? 1 : 3) + o.rounds * 4 * (o.throughputSeconds + 1) + 4 * ((o.quick ? 2 : 5) + 1);
-    case 'propagation': return 2 + o.changes * 0.06;
+    case 'propagation': return 6 + o.changes * 0.16;
     case 'websocket': return 5 + o.wsEvents * 0.06 + o.websockets / 200;
     case 'memory': return 8 + o.apps / 2500 + ((o.quick ? 2 : 4) * Math.min(o.apps, 3 * o.cacheMax)) / 3000 + (o.quick ? 6 : 10);
   }
@@ -267,6 +272,12 @@ async function main(): Promise<void> {
         const port = router.port;
         await quiet.settle();
         results.propagation = await measured(() => propagation(p, port, backends[0]!, backends[1]!, opts.changes, progress));
+        await quiet.settle();
+        const idle = await measured(() => probedPropagation(p, port, backends[0]!, backends[1]!, opts.changes, progress));
+        await quiet.settle();
+        const background = { pool: pools.get('router')!, host: BENCH_HOST, rate: PROBE_BACKGROUND_RATE };
+        const loaded = await measured(() => probedPropagation(p, port, backends[0]!, backends[1]!, opts.changes, progress, background));
+        results.propagationProbes = [idle, loaded];
       }
       if (has('websocket')) {
         progress.step(`websocket: ${opts.websockets} sockets through ${opts.wsEvents} scale events`, plannedSeconds(opts, 'websocket'));

@@ -7,6 +7,7 @@ import { DISTURBED_CORES, disturbed as isDisturbed, type MachineShare } from './
 import type { RateResult } from './load.js';
 import type { MemoryResult } from './memory.js';
 import type { PropagationResult } from './propagation.js';
+import type { ProbedResult } from './propagation-probes.js';
 import type { WebSocketResult } from './websocket.js';
 
 export interface Results {
@@ -19,6 +20,8 @@ export interface Results {
   topology?: TopologyResult[];
   throughput?: ThroughputSummary;
   propagation?: PropagationResult & { machine?: MachineShare };
+  /** Probes from the 200: the router otherwise idle, then under other traffic. */
+  propagationProbes?: Array<ProbedResult & { machine?: MachineShare }>;
   websocket?: WebSocketResult & { machine?: MachineShare };
   memory?: MemoryResult & { machine?: MachineShare };
   profile?: ProfileSummary | null;
@@ -87,7 +90,10 @@ export function aims(r: Results): Array<{ aim: string; result: string; met: bool
   }
   if (r.propagation !== undefined) {
     const p = r.propagation;
-    out.push({ aim: 'propagation p99 ≤ 10 ms', result: `p99 ${f2(p.all.p99)} ms (every worker), max ${f2(p.all.max)} ms, ${p.notPropagated} not propagated in 2 s`, met: p.all.p99 <= 10 && p.notPropagated === 0 });
+    out.push({ aim: 'propagation p99 ≤ 10 ms', result: `p99 ${f2(p.all.p99)} ms (every worker), max ${f2(p.all.max)} ms, ${p.notPropagated} not propagated in 2 s (closed-loop pollers, machine saturated)`, met: p.all.p99 <= 10 && p.notPropagated === 0 });
+  }
+  for (const q of r.propagationProbes ?? []) {
+    out.push({ aim: 'propagation p99 ≤ 10 ms', result: `p99 ${f2(q.all.p99)} ms (every worker), max ${f2(q.all.max)} ms, ${q.notPropagated} not propagated in 2 s (probes from the 200, ${probeLoad(q)})`, met: q.all.p99 <= 10 && q.notPropagated === 0 });
   }
   const at2000 = (r.rates ?? []).find((x) => x.target === 'router' && x.rate === 2000);
   if (at2000 !== undefined) {
@@ -100,6 +106,10 @@ export function aims(r: Results): Array<{ aim: string; result: string; met: bool
   }
   out.push({ aim: 'no router worker died', result: `${r.router.workerDeaths} replaced`, met: r.router.workerDeaths === 0 });
   return out;
+}
+
+function probeLoad(q: ProbedResult): string {
+  return q.backgroundRate > 0 ? `${q.backgroundRate} req/s of another app` : 'router otherwise idle';
 }
 
 export function renderReport(r: Results): string {
@@ -148,6 +158,19 @@ export function renderReport(r: Results): string {
     s.push(`| the API call itself (send → 200) | ${f2(p.apiMs.p50)} | ${f2(p.apiMs.p90)} | ${f2(p.apiMs.p99)} | ${f2(p.apiMs.max)} |`, '');
     s.push(`Seen by some poller before the 200 reached the client: ${p.seenBefore200} of ${p.changes} (counted as 0 ms). Not propagated within 2 s: ${p.notPropagated}. Other load during the part: ${other(p.machine)} cores.`, '');
   }
+  if (r.propagationProbes !== undefined && r.propagationProbes.length > 0) {
+    s.push('### Propagation, probed from the 200', '');
+    s.push(`After each change, ${r.propagationProbes[0]!.probes} probes (keep-alive connections over both workers) start when the 200 arrives and ask back to back until the new container answers; nothing polls between changes. The pollers above keep both cores busy all the time (a closed loop of ~2000 req/s), so their figure includes waiting for a core at every hop; this one measures the issue's definition as a client asking right after the 200 sees it, on a router idle or at an ordinary load. It is the easier measure: no request is caught in flight across the change.`, '');
+    s.push('| | p50 ms | p90 ms | p99 ms | max ms | old container answered after the 200 | not propagated in 2 s | other load, cores (steal) |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const q of r.propagationProbes) {
+      const load = probeLoad(q);
+      s.push(`| every probe (both workers), ${load} | ${f2(q.all.p50)} | ${f2(q.all.p90)} | ${f2(q.all.p99)} | ${f2(q.all.max)} | ${q.staleAnswers} | ${q.notPropagated} | ${other(q.machine)} |`);
+      s.push(`| first probe, ${load} | ${f2(q.first.p50)} | ${f2(q.first.p90)} | ${f2(q.first.p99)} | ${f2(q.first.max)} | | | |`);
+      s.push(`| the API call itself, ${load} | ${f2(q.apiMs.p50)} | ${f2(q.apiMs.p90)} | ${f2(q.apiMs.p99)} | ${f2(q.apiMs.max)} | | | |`);
+    }
+    const errors = r.propagationProbes.map((q) => `${q.probeErrors} probe errors${q.backgroundRate > 0 ? `, ${q.backgroundErrors} errors in ${int(q.backgroundSent)} background requests` : ''}`).join('; ');
+    s.push('', `${errors}.`, '');
+  }
   if (r.websocket !== undefined) {
     const w = r.websocket;
     s.push('## WebSocket survival', '');
@@ -177,7 +200,7 @@ export function renderReport(r: Results): string {
     for (const t of p.top) s.push(`| \`${t.name}\` | ${t.where || '(native)'} | ${(t.share * 100).toFixed(1)}% |`);
     s.push('');
   }
-  const phases = [...(r.rates ?? []).map((x) => x.machine), ...(r.topology ?? []).map((x) => x.run.machine), ...(r.throughput?.rounds ?? []).map((x) => x.machine), ...(r.throughput?.newConnections ?? []).map((x) => x.machine), r.propagation?.machine, r.websocket?.machine, r.memory?.machine].filter((m): m is MachineShare => m !== undefined);
+  const phases = [...(r.rates ?? []).map((x) => x.machine), ...(r.topology ?? []).map((x) => x.run.machine), ...(r.throughput?.rounds ?? []).map((x) => x.machine), ...(r.throughput?.newConnections ?? []).map((x) => x.machine), r.propagation?.machine, ...(r.propagationProbes ?? []).map((q) => q.machine), r.websocket?.machine, r.memory?.machine].filter((m): m is MachineShare => m !== undefined);
   const disturbed = phases.filter((m) => isDisturbed(m)).length;
   s.push('## Aims', '');
   s.push(`${disturbed} of ${phases.length} measured phases shared the machine with other work (⚠ above).`, '');
