@@ -11,6 +11,10 @@
  * definition — from the API's 200 to the first response from the new container — as a client
  * asking right after the 200 sees it. It is the easier measure: no request is caught in flight
  * across the change, and the cores are not saturated; both figures are reported.
+ *
+ * Between two changes the same probes also ask once with nothing changed (the control): what
+ * one request from these four clients costs on this machine at that moment. Propagation can
+ * be no faster than that; what it adds over the control is what the change itself costs.
  */
 import { Client, type Dispatcher } from 'undici';
 import { latencyOf, type Latency } from './load.js';
@@ -40,6 +44,9 @@ export interface ProbedResult {
   first: Latency;
   /** From the 200 until every probe was (every worker switched): the figure. */
   all: Latency;
+  /** Control rounds between changes (no change): from sending to the first and the last answer. */
+  controlFirst: Latency;
+  controlAll: Latency;
   /** Answers from the old container to requests sent after the 200. */
   staleAnswers: number;
   notPropagated: number;
@@ -126,6 +133,8 @@ export async function probedPropagation(platform: Platform, routerPort: number, 
   const first: number[] = [];
   const all: number[] = [];
   const api: number[] = [];
+  const controlFirst: number[] = [];
+  const controlAll: number[] = [];
   let staleAnswers = 0;
   let notPropagated = 0;
   let bg = { sent: 0, errors: 0 };
@@ -134,6 +143,17 @@ export async function probedPropagation(platform: Platform, routerPort: number, 
     if (load !== null) await sleep(1_000);
     for (let k = 1; k <= changes; k++) {
       const next = k % 2 === 1 ? b : a;
+      const current = next === a ? b : a;
+      // Mid-gap, so that the change finds the machine as idle as the control did.
+      await sleep(10 + Math.random() * 15);
+      const asked = performance.now();
+      const control = await Promise.all(clients.map((c) => probe(c, current.id, asked)));
+      const controlMs = control.map((c) => c.ms);
+      if (!controlMs.some(Number.isNaN)) {
+        controlFirst.push(Math.min(...controlMs));
+        controlAll.push(Math.max(...controlMs));
+      }
+      await sleep(10 + Math.random() * 15);
       const sent = performance.now();
       await platform.scale(PROP_APP, [next]);
       const ok200 = performance.now();
@@ -147,8 +167,6 @@ export async function probedPropagation(platform: Platform, routerPort: number, 
         all.push(Math.max(...ms));
       }
       if (k % 25 === 0) progress.note(`${k}/${changes} changes${background === undefined ? '' : `, ${background.rate} req/s of other traffic`}`);
-      // Not a metronome, as in propagation.ts.
-      await sleep(20 + Math.random() * 30);
     }
   } finally {
     if (load !== null) bg = await load.stop();
@@ -162,6 +180,8 @@ export async function probedPropagation(platform: Platform, routerPort: number, 
     backgroundErrors: bg.errors,
     first: latencyOf(Float64Array.from(first)),
     all: latencyOf(Float64Array.from(all)),
+    controlFirst: latencyOf(Float64Array.from(controlFirst)),
+    controlAll: latencyOf(Float64Array.from(controlAll)),
     staleAnswers,
     notPropagated,
     apiMs: latencyOf(Float64Array.from(api)),

@@ -160,12 +160,14 @@ export function renderReport(r: Results): string {
   }
   if (r.propagationProbes !== undefined && r.propagationProbes.length > 0) {
     s.push('### Propagation, probed from the 200', '');
-    s.push(`After each change, ${r.propagationProbes[0]!.probes} probes (keep-alive connections over both workers) start when the 200 arrives and ask back to back until the new container answers; nothing polls between changes. The pollers above keep both cores busy all the time (a closed loop of ~2000 req/s), so their figure includes waiting for a core at every hop; this one measures the issue's definition as a client asking right after the 200 sees it, on a router idle or at an ordinary load. It is the easier measure: no request is caught in flight across the change.`, '');
+    s.push(`After each change, ${r.propagationProbes[0]!.probes} probes (keep-alive connections over both workers) start when the 200 arrives and ask back to back until the new container answers; nothing polls between changes. The pollers above keep both cores busy all the time (a closed loop of ~2000 req/s), so their figure includes waiting for a core at every hop; this one measures the issue's definition as a client asking right after the 200 sees it, on a router idle or at an ordinary load. It is the easier measure: no request is caught in flight across the change. The control rows: between two changes the same probes ask once with nothing changed — the floor any change is seen above on this machine at that moment.`, '');
     s.push('| | p50 ms | p90 ms | p99 ms | max ms | old container answered after the 200 | not propagated in 2 s | other load, cores (steal) |', '|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const q of r.propagationProbes) {
       const load = probeLoad(q);
       s.push(`| every probe (both workers), ${load} | ${f2(q.all.p50)} | ${f2(q.all.p90)} | ${f2(q.all.p99)} | ${f2(q.all.max)} | ${q.staleAnswers} | ${q.notPropagated} | ${other(q.machine)} |`);
       s.push(`| first probe, ${load} | ${f2(q.first.p50)} | ${f2(q.first.p90)} | ${f2(q.first.p99)} | ${f2(q.first.max)} | | | |`);
+      s.push(`| control, no change: one request on every probe, ${load} | ${f2(q.controlAll.p50)} | ${f2(q.controlAll.p90)} | ${f2(q.controlAll.p99)} | ${f2(q.controlAll.max)} | | | |`);
+      s.push(`| control, no change: the first probe's answer, ${load} | ${f2(q.controlFirst.p50)} | ${f2(q.controlFirst.p90)} | ${f2(q.controlFirst.p99)} | ${f2(q.controlFirst.max)} | | | |`);
       s.push(`| the API call itself, ${load} | ${f2(q.apiMs.p50)} | ${f2(q.apiMs.p90)} | ${f2(q.apiMs.p99)} | ${f2(q.apiMs.max)} | | | |`);
     }
     const errors = r.propagationProbes.map((q) => `${q.probeErrors} probe errors${q.backgroundRate > 0 ? `, ${q.backgroundErrors} errors in ${int(q.backgroundSent)} background requests` : ''}`).join('; ');
