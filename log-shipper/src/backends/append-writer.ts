@@ -56,10 +56,12 @@ export class AppendWriter {
     for (const b of buffers) bytes += b.length;
     return new Promise((resolve, reject) => {
       this.queued.push({ fd, buffers, bytes, resolve, reject });
-      // Appends made in the same turn (one batch's apps) travel together.
+      // Appends of the whole loop turn travel together: every batch read in this poll phase,
+      // from every connection (a microtask went out after the first: 2 runs of 2 of 2000
+      // batches/s for 30 s fell behind with it, none with this).
       if (this.sent === null && !this.postScheduled) {
         this.postScheduled = true;
-        queueMicrotask(() => this.post());
+        setImmediate(() => this.post());
       }
     });
   }

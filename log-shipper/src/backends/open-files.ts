@@ -78,7 +78,7 @@ class AppFile {
   /** Written since the last fdatasync (LOG_FSYNC=interval). */
   dirty = false;
   retired = false;
-  /** Retired to make room (LRU), not by a reopen, rotation or shutdown. */
+  /** Retired by the LRU or a reopen (SIGHUP), not by shutdown: its close leaves the sync to the interval tick. */
   evicted = false;
   running = false;
   private queue: PendingWrite[] = [];
@@ -300,8 +300,8 @@ export class OpenFiles {
   private readonly retiring = new Map<string, Promise<void>>();
   private syncTimer: NodeJS.Timeout | null = null;
   readonly fsSync: FilesystemSync;
-  /** Set while every file is retired at once (SIGHUP, shutdown): those closes sync at once. */
-  private retiringAll = false;
+  /** Set at shutdown: the last closes sync at once. */
+  private shuttingDown = false;
   /** App directories checked since start (where they lead, their file's torn tail); bounded: forgetting one only costs its checks again. */
   readonly verified = new LRUCache<string, true>({ max: 100_000 });
   /** The most files ever open at once, for tests and the curious. */
@@ -346,15 +346,16 @@ export class OpenFiles {
   /** Every file finishes its queued writes on its current handle, then closes; the next write of each app opens its path afresh. */
   async reopenAll(): Promise<void> {
     const current = [...this.files.values()];
-    this.retiringAll = true;
+    // Closes without their own fdatasync, like evictions: the new files wait for the old ones
+    // to close (order across logrotate's rename), and 100 fdatasyncs first stalled every
+    // app's writes at each SIGHUP. The next interval tick syncs what they wrote.
     this.files.clear();
-    this.retiringAll = false;
     await Promise.all(current.map((f) => f.closed));
   }
 
   async close(): Promise<void> {
     if (this.syncTimer !== null) clearInterval(this.syncTimer);
-    this.retiringAll = true;
+    this.shuttingDown = true;
     this.files.clear();
     await Promise.all([...this.retiring.values()]);
     await this.fsSync.flush();
@@ -378,7 +379,7 @@ export class OpenFiles {
 
   private retire(file: AppFile): void {
     file.retired = true;
-    file.evicted = !this.retiringAll;
+    file.evicted = !this.shuttingDown;
     const key = file.app;
     const closed = file.closed;
     this.retiring.set(key, closed);
