@@ -306,7 +306,7 @@ async function main(): Promise<void> {
 
     if (profileDir !== null) results.profile = await summarizeProfiles(profileDir, profilePids);
     results.durationSeconds = progress.elapsed();
-    results.setup.push(`phases repeated because other processes disturbed them: ${quiet.retries} (each phase waits for a quiet second first; at most 3 attempts, ${opts.quick ? 30 : 300} s of waiting and repeating in all)`);
+    results.setup.push(quiet.describe());
     const md = renderReport(results);
     process.stdout.write(`${md}\n`);
     const written = await writeReport('router', startedAt, md, { options: opts, ...results });

@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     await stopRouter(router);
 
     results.durationSeconds = progress.elapsed();
-    results.setup.push(`phases repeated because other processes disturbed them: ${quiet.retries} (each phase waits for a quiet second first; at most 3 attempts, ${opts.quick ? 30 : 300} s of waiting and repeating in all)`);
+    results.setup.push(quiet.describe());
     const md = renderTlsReport(results);
     process.stdout.write(`${md}\n`);
     const written = await writeReport('tls', startedAt, md, { options: opts, ...results });

@@ -1,23 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { sourcePath } from '../../proto/source-path.js';
 import { startHarness } from '../../test-support/control-plane.js';
 import { redisUrl } from '../../test-support/redis.js';
 import { eventually, routerRequest, startUpstream } from '../../test-support/router.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../test-support/router-process.js';
 
 test('without LOG_SHIPPER_URL, a spawned router writes one valid NDJSON line per request to stdout, the last batch at SIGTERM', async (t) => {
   const h = await startHarness('alog-stdout');

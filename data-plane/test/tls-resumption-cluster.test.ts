@@ -1,7 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import { pino } from 'pino';
@@ -14,6 +13,7 @@ import { eventually } from '../../test-support/router.js';
 import { tlsHandshake } from '../../test-support/tls-client.js';
 import { loadRouterConfig } from '../src/config.js';
 import { startRouter, type Router } from '../src/router.js';
+import { freePort } from '../../test-support/router-process.js';
 
 /**
  * A short period, so the tests see the workers switch keys after Node's cluster handed the
@@ -21,17 +21,6 @@ import { startRouter, type Router } from '../src/router.js';
  */
 const PERIOD_MS = 3000;
 const ring = new KeyRing(EncryptionKey.fromBase64(TEST_KEY_ENCRYPTION_KEY));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface WorkerTls {
   handshakes: number;

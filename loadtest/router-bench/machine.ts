@@ -120,6 +120,11 @@ export class Quiet {
     this.spentMs += Math.max(0, performance.now() - started - 1_000);
   }
 
+  /** The report's line on what this did. */
+  describe(): string {
+    return `phases repeated because other processes or the hypervisor's steal disturbed them: ${this.retries} (each phase waits for a quiet second first; at most 3 attempts, ${Math.round(this.budgetMs / 1000)} s of waiting and repeating in all)`;
+  }
+
   /** Runs `attempt` after settle(); again (at most `attempts` times) while it was disturbed and the budget lasts. */
   async run<T extends { machine: MachineShare }>(attempt: () => Promise<T>, attempts = 3): Promise<T & { attempts: number }> {
     let last: T | null = null;

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +10,7 @@ import { sourcePath } from '../../proto/source-path.js';
 import { LogSender, lines } from '../../test-support/log-sender.js';
 import { SHIPPER_TOKEN, startTestShipper } from '../../test-support/log-shipper.js';
 import { eventually } from '../../test-support/router.js';
+import { freePort } from '../../test-support/router-process.js';
 
 const CLI = sourcePath(import.meta.url, '..', '..', 'dist', 'cli', 'src', 'main.js');
 const MAIN = sourcePath(import.meta.url, '..', '..', 'dist', 'log-shipper', 'src', 'main.js');
@@ -30,17 +30,6 @@ function runCli(args: string[], env: Record<string, string>): Promise<Run> {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
   });
 }
 

@@ -177,3 +177,32 @@ test('file slots: a hard bound; a slot given back goes to the oldest waiter; sta
   slots.release();
   assert.equal(slots.inUse, 1);
 });
+
+test('filesystem sync: many dirty files take one syncfs; when `sync` cannot run, they keep their dirt and get an fdatasync each', async (t) => {
+  const { FilesystemSync } = await import('../src/backends/filesystem-sync.js');
+  const { ShipperMetrics } = await import('../src/metrics.js');
+  const { pino } = await import('pino');
+  const dir = await mkdtemp(join(tmpdir(), 'fs-sync-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const metrics = new ShipperMetrics();
+  const sync = new FilesystemSync(dir, metrics, pino({ level: 'silent' }));
+  const files = Array.from({ length: 20 }, () => ({ dirty: true, own: 0, syncIfDirty() { if (this.dirty) { this.own++; this.dirty = false; } } }));
+  const value = async (name: string): Promise<number> => (await metrics.registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
+
+  sync.tick(files);
+  assert.ok(files.every((f) => !f.dirty && f.own === 0), 'cleared for the syncfs, no fdatasync of their own');
+  const { eventually } = await import('../../test-support/router.js');
+  await eventually(async () => (await value('log_shipper_filesystem_syncs_total')) === 1, 5000, 10);
+
+  const path = process.env['PATH'];
+  process.env['PATH'] = dir; // no `sync` there
+  t.after(() => (process.env['PATH'] = path));
+  for (const f of files) f.dirty = true;
+  sync.tick(files);
+  await eventually(async () => (await value('log_shipper_file_write_errors_total')) === 1, 5000, 10);
+  await eventually(async () => files.every((f) => f.dirty), 5000, 10);
+  assert.equal(sync.available, false);
+  sync.tick(files);
+  assert.ok(files.every((f) => !f.dirty && f.own === 1), 'each file synced on its own after the failure');
+  assert.equal(await value('log_shipper_filesystem_syncs_total'), 1);
+});

@@ -19,11 +19,10 @@ const PER_FILE_MAX = 16;
 const SYNC_TIMEOUT_MS = 60_000;
 
 export interface SyncableFile {
-  readonly dirty: boolean;
+  /** Written since its last sync; cleared here when a syncfs is about to cover it. */
+  dirty: boolean;
   /** fdatasync in the background if dirty. */
   syncIfDirty(): void;
-  /** The whole filesystem is about to be synced: forget the pending sync. */
-  markSynced(): void;
 }
 
 export class FilesystemSync {
@@ -51,38 +50,43 @@ export class FilesystemSync {
   async flush(): Promise<void> {
     if (this.closedDirty === 0 || this.broken) return;
     this.closedDirty = 0;
-    await new Promise<void>((resolve) => {
-      execFile('sync', ['--file-system', this.root], { timeout: SYNC_TIMEOUT_MS }, (err) => {
-        if (err === null) this.metrics.filesystemSyncs.inc();
-        else this.metrics.fileErrors.inc({ operation: 'fsync' });
-        resolve();
-      });
+    await this.syncfs();
+  }
+
+  tick(files: readonly SyncableFile[]): void {
+    if (this.running) return; // the next tick covers what this one would have
+    const dirty = files.filter((f) => f.dirty);
+    if (this.broken || (this.closedDirty === 0 && dirty.length <= PER_FILE_MAX)) {
+      for (const f of dirty) f.syncIfDirty();
+      return;
+    }
+    // Everything written before the call starts is covered: clear first, sync after.
+    for (const f of dirty) f.dirty = false;
+    this.closedDirty = 0;
+    this.running = true;
+    void this.syncfs().then((ok) => {
+      this.running = false;
+      if (ok) return;
+      // The open files get their own fdatasync from the next tick on; what evicted files
+      // wrote has no fd left to sync — the kernel's writeback takes it.
+      for (const f of dirty) f.dirty = true;
+      this.log.error({ dir: this.root }, 'sync --file-system failed: log files fall back to an fdatasync each, before their close');
+      this.broken = true;
     });
   }
 
-  tick(files: Iterable<SyncableFile>): void {
-    if (this.running) return; // the next tick covers what this one would have
-    let dirtyOpen = 0;
-    for (const f of files) if (f.dirty) dirtyOpen++;
-    if (this.closedDirty === 0 && dirtyOpen <= PER_FILE_MAX) {
-      for (const f of files) f.syncIfDirty();
-      return;
-    }
-    // Everything written before the call starts is covered: mark first, sync after.
-    for (const f of files) f.markSynced();
-    const closed = this.closedDirty;
-    this.closedDirty = 0;
-    this.running = true;
-    execFile('sync', ['--file-system', this.root], { timeout: SYNC_TIMEOUT_MS }, (err) => {
-      this.running = false;
-      if (err === null) {
-        this.metrics.filesystemSyncs.inc();
-        return;
-      }
-      this.metrics.fileErrors.inc({ operation: 'fsync' });
-      this.closedDirty += closed;
-      if (!this.broken) this.log.error({ err, dir: this.root }, 'sync --file-system failed: log files fall back to an fdatasync each, before their close');
-      this.broken = true;
+  /** One syncfs of LOG_DIR's filesystem; never rejects: false (counted, logged) when it failed. */
+  private syncfs(): Promise<boolean> {
+    return new Promise((resolve) => {
+      execFile('sync', ['--file-system', this.root], { timeout: SYNC_TIMEOUT_MS }, (err) => {
+        if (err === null) {
+          this.metrics.filesystemSyncs.inc();
+          return resolve(true);
+        }
+        this.metrics.fileErrors.inc({ operation: 'fsync' });
+        this.log.warn({ err, dir: this.root }, 'sync --file-system failed');
+        resolve(false);
+      });
     });
   }
 }

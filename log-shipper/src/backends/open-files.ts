@@ -270,10 +270,6 @@ class AppFile {
     return this.closed;
   }
 
-  markSynced(): void {
-    this.dirty = false;
-  }
-
   /** For LOG_FSYNC=interval: one fdatasync if anything was written since the last. */
   syncIfDirty(): void {
     const handle = this.handle;
