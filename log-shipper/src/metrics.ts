@@ -188,6 +188,12 @@ export class ShipperMetrics {
     registers: [this.registry],
   });
 
+  readonly pageCacheDrops = new Counter({
+    name: 'log_shipper_page_cache_drops_total',
+    help: 'posix_fadvise(DONTNEED) calls letting go of the cached pages of synced log data (LOG_FSYNC=interval or always).',
+    registers: [this.registry],
+  });
+
   // Live tails.
   readonly tailSubscribers = new Gauge({
     name: 'log_shipper_tail_subscribers',

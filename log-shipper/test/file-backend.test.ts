@@ -199,3 +199,56 @@ test("an app's directory removed while its file is closed is made again at the n
   await backend.write([{ app: 'shop', data: Buffer.from(lines('shop', 1, 1)), lines: 1 }]);
   assert.deepEqual(numbersOf(await readFile(join(logDir, 'shop', 'router.log'), 'utf8')), [1]);
 });
+
+test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths, and always); LOG_FSYNC=never keeps it', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { eventually } = await import('../../test-support/router.js');
+  /** Bytes of the file in the page cache, by util-linux's fincore (mincore(2)). */
+  const resident = (file: string): Promise<number> =>
+    new Promise((resolve, reject) =>
+      execFile('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], (err, stdout) => (err ? reject(err) : resolve(Number(stdout.trim())))),
+    );
+  // ~40 KB per app and batch (a batch stays under 1 MiB with 20 apps): 10 pages a drop must let go of.
+  const data = (app: string, b: number): string => lines(app, b * 200, 200, 170);
+  const sendTo = async (port: number, apps: string[], batches: number): Promise<void> => {
+    const sender = await LogSender.connect({ port, token: SHIPPER_TOKEN });
+    for (let b = 0; b < batches; b++) assert.equal((await sender.send(b + 1, apps.map((app) => ({ app, data: data(app, b) })))).status, AckStatus.OK);
+    await sender.close();
+  };
+  const expectDropped = async (s: Awaited<ReturnType<typeof startTestShipper>>, apps: string[]): Promise<void> => {
+    for (const app of apps) {
+      const file = join(s.dir, app, 'router.log');
+      const size = (await stat(file)).size;
+      assert.ok(size > 35_000, `${app}: ${size} bytes written`);
+      // The kernel keeps the page an append is filling; every whole synced page goes.
+      await eventually(async () => (await resident(file)) <= 4096, 5000, 20);
+    }
+  };
+
+  const never = await startTestShipper({ LOG_FSYNC: 'never' });
+  t.after(() => never.close());
+  await sendTo(never.port, ['kept'], 1);
+  const keptFile = join(never.dir, 'kept', 'router.log');
+  assert.ok((await resident(keptFile)) >= (await stat(keptFile)).size - 4096, 'never: written pages stay cached');
+  assert.equal(await never.metric('log_shipper_page_cache_drops_total'), 0);
+
+  const one = await startTestShipper({ LOG_FSYNC: 'interval', LOG_FSYNC_INTERVAL: '20' });
+  t.after(() => one.close());
+  await sendTo(one.port, ['solo'], 2);
+  await expectDropped(one, ['solo']);
+  assert.equal(await one.metric('log_shipper_filesystem_syncs_total'), 0, 'one file: the fdatasync path');
+  assert.ok((await one.metric('log_shipper_page_cache_drops_total')) >= 1);
+
+  const many = await startTestShipper({ LOG_FSYNC: 'interval', LOG_FSYNC_INTERVAL: '20' });
+  t.after(() => many.close());
+  const apps = Array.from({ length: 20 }, (_, i) => `app${i}`);
+  await sendTo(many.port, apps, 1);
+  await eventually(async () => (await many.metric('log_shipper_filesystem_syncs_total')) >= 1, 5000, 10);
+  await expectDropped(many, apps);
+
+  const always = await startTestShipper({ LOG_FSYNC: 'always' });
+  t.after(() => always.close());
+  await sendTo(always.port, ['strict'], 2);
+  await expectDropped(always, ['strict']);
+  assert.equal(await always.metric('log_shipper_page_cache_drops_total'), 2, 'one drop per synced write');
+});

@@ -186,13 +186,20 @@ test('filesystem sync: many dirty files take one syncfs; when `sync` cannot run,
   t.after(() => rm(dir, { recursive: true, force: true }));
   const metrics = new ShipperMetrics();
   const sync = new FilesystemSync(dir, metrics, pino({ level: 'silent' }));
-  const files = Array.from({ length: 20 }, () => ({ dirty: true, own: 0, syncIfDirty() { if (this.dirty) { this.own++; this.dirty = false; } } }));
+  const files = Array.from({ length: 20 }, () => ({
+    dirty: true,
+    own: 0,
+    covered: 0,
+    syncIfDirty() { if (this.dirty) { this.own++; this.dirty = false; } },
+    willSync() { return () => void this.covered++; },
+  }));
   const value = async (name: string): Promise<number> => (await metrics.registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
 
   sync.tick(files);
   assert.ok(files.every((f) => !f.dirty && f.own === 0), 'cleared for the syncfs, no fdatasync of their own');
   const { eventually } = await import('../../test-support/router.js');
   await eventually(async () => (await value('log_shipper_filesystem_syncs_total')) === 1, 5000, 10);
+  assert.ok(files.every((f) => f.covered === 1), 'each file told once the syncfs covered it');
 
   const path = process.env['PATH'];
   process.env['PATH'] = dir; // no `sync` there
@@ -202,6 +209,7 @@ test('filesystem sync: many dirty files take one syncfs; when `sync` cannot run,
   await eventually(async () => (await value('log_shipper_file_write_errors_total')) === 1, 5000, 10);
   await eventually(async () => files.every((f) => f.dirty), 5000, 10);
   assert.equal(sync.available, false);
+  assert.ok(files.every((f) => f.covered === 1), 'a failed syncfs covers nothing');
   sync.tick(files);
   assert.ok(files.every((f) => !f.dirty && f.own === 1), 'each file synced on its own after the failure');
   assert.equal(await value('log_shipper_filesystem_syncs_total'), 1);

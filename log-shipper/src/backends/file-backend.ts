@@ -16,6 +16,7 @@ import { readLastLines } from '../tail/read-last-lines.js';
 import { LogPaths } from './app-path.js';
 import type { AppLines, LogBackend } from './backend.js';
 import { BatchCompletion, OpenFiles } from './open-files.js';
+import { PageCache } from './page-cache.js';
 
 export interface FileBackendOptions {
   logDir: string;
@@ -47,6 +48,7 @@ export class FileBackend implements LogBackend {
       metrics,
       log,
       options.fsyncIntervalMs,
+      await PageCache.create(log),
     );
     log.info({ dir: paths.root, fsync: options.fsync, max_open_files: options.maxOpenFiles }, 'file backend ready');
     return new FileBackend(paths, files, log);

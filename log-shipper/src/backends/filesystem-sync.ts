@@ -23,6 +23,8 @@ export interface SyncableFile {
   dirty: boolean;
   /** fdatasync in the background if dirty. */
   syncIfDirty(): void;
+  /** A syncfs is about to cover what the file holds now: returns what to run once it has. */
+  willSync(): () => void;
 }
 
 export class FilesystemSync {
@@ -61,12 +63,18 @@ export class FilesystemSync {
       return;
     }
     // Everything written before the call starts is covered: clear first, sync after.
-    for (const f of dirty) f.dirty = false;
+    const synced = dirty.map((f) => {
+      f.dirty = false;
+      return f.willSync();
+    });
     this.closedDirty = 0;
     this.running = true;
     void this.syncfs().then((ok) => {
       this.running = false;
-      if (ok) return;
+      if (ok) {
+        for (const done of synced) done();
+        return;
+      }
       // The open files get their own fdatasync from the next tick on; what evicted files
       // wrote has no fd left to sync — the kernel's writeback takes it.
       for (const f of dirty) f.dirty = true;

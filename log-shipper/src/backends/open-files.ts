@@ -25,6 +25,7 @@ import type { AppPath, LogPaths } from './app-path.js';
 import { AppendWriter } from './append-writer.js';
 import { FileSlots } from './file-slots.js';
 import { FilesystemSync } from './filesystem-sync.js';
+import type { PageCache } from './page-cache.js';
 import { rotateFile } from './rotation.js';
 import { cutTornTail } from './torn-tail.js';
 
@@ -163,6 +164,7 @@ class AppFile {
       throw err;
     }
     this.size += total;
+    if (options.fsync === 'always') this.dropSynced(handle, this.size);
     metrics.fileWriteSeconds.observe((performance.now() - started) / 1000);
     metrics.fileWrites.inc();
     metrics.fileBatches.inc(group.length);
@@ -276,15 +278,32 @@ class AppFile {
     if (!this.dirty || handle === null) return;
     this.dirty = false;
     const { metrics } = this.owner;
+    const synced = this.size;
     // Concurrent with writes on the same fd is fine; close() waits for it to finish.
     handle.datasync().then(
-      () => metrics.fsyncs.inc(),
+      () => {
+        metrics.fsyncs.inc();
+        this.dropSynced(handle, synced);
+      },
       (err: NodeJS.ErrnoException) => {
         if (err.code === 'EBADF') return; // closed meanwhile; close() synced it
         this.dirty = true;
         metrics.fileErrors.inc({ operation: 'fsync' });
       },
     );
+  }
+
+  /** A syncfs covers the `size` bytes written so far: their pages can go once it has. */
+  willSync(): () => void {
+    const handle = this.handle;
+    const synced = this.size;
+    return () => this.dropSynced(handle, synced);
+  }
+
+  /** page-cache.ts: only while that same handle is open — a closed fd's number may be another file's by now. */
+  private dropSynced(handle: FileHandle | null, bytes: number): void {
+    if (handle === null || this.handle !== handle) return;
+    if (this.owner.pageCache.dropSynced(handle.fd, bytes)) this.owner.metrics.pageCacheDrops.inc();
   }
 }
 
@@ -309,6 +328,7 @@ export class OpenFiles {
     readonly metrics: ShipperMetrics,
     readonly log: Logger,
     fsyncIntervalMs: number,
+    readonly pageCache: PageCache,
   ) {
     this.fsSync = new FilesystemSync(options.realRoot, metrics, log);
     this.slots = new FileSlots(options.maxOpen, () => this.closeIdle());
