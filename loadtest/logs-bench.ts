@@ -18,7 +18,9 @@
  * file is written): the shipper makes one write per app per batch, as with real routers.
  * The sender runs in this process and shares the two cores with the shipper.
  * SHIPPER_NODE_ARGS passes flags to the shipper's node (a CPU profile: "--cpu-prof
- * --cpu-prof-dir=/tmp/shipper-prof").
+ * --cpu-prof-dir=/tmp/shipper-prof"). LOGS_BENCH_TIMELINE=1 prints, per run, the batches
+ * not yet sent and not yet acked every 500 ms (when the shipper fell behind, and for how
+ * long) and the shipper's write-latency histograms.
  */
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -191,8 +193,14 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
   }, o.reopenSeconds * 1000);
   const cpu0 = await cpuMs([shipper.pid]);
   const self0 = process.cpuUsage();
+  const timeline: string[] = [];
   const result = await measured(async () => {
     const t0 = performance.now();
+    const tl = setInterval(() => {
+      const dueNow = Math.min(Math.floor(((performance.now() - t0) / 1000) * rate), rate * seconds);
+      const acked = senders.reduce((n, x) => n + x.stats.batchesAcked, 0);
+      timeline.push(`${((performance.now() - t0) / 1000).toFixed(1)}:${dueNow - total('batchesSent')}/${total('batchesSent') - acked}`);
+    }, 500);
     const end = t0 + seconds * 1000;
     let due = 0;
     while (performance.now() < end) {
@@ -206,6 +214,7 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
     }
     // The last batches due at the very end, if the loop left before sending them.
     for (let next = sender(); total('batchesSent') < rate * seconds && next !== null; next = sender()) next.send(batch(), LINES_PER_BATCH);
+    clearInterval(tl);
     const cpu = await cpuMs([shipper.pid]);
     const elapsed = performance.now() - t0;
     const self = process.cpuUsage(self0);
@@ -226,6 +235,10 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
   const settled = await Promise.all(senders.map((x) => x.settle(120_000)));
   if (!settled.every(Boolean)) progress.note(`${senders.reduce((n, x) => n + x.unacked(), 0)} batches never acknowledged`);
   for (const x of senders) x.close();
+  if (process.env['LOGS_BENCH_TIMELINE'] !== undefined) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    progress.note(text.split('\n').filter((l) => /write_seconds_bucket|fsyncs_total|filesystem_syncs/.test(l)).join('\n'));
+  }
   await shipper.stop('SIGTERM', 30_000);
   const inFiles = (await bytesUnder(logDir)) / LINE_BYTES;
   await rm(logDir, { recursive: true, force: true });
@@ -246,6 +259,7 @@ async function oneRate(runDir: string, apps: number, rate: number, seconds: numb
     foreignCores: result.machine.foreignCores,
   };
   progress.note(`${apps} apps, ${rate}/s: remaining ${r.remaining}, shipper ${cpuCores.toFixed(2)} cores, sender ${result.senderCores.toFixed(2)}, other ${result.machine.foreignCores.toFixed(2)}, ${peakRss.toFixed(0)} MiB, acked ${total('linesAcked')}, in files ${inFiles}`);
+  if (process.env['LOGS_BENCH_TIMELINE'] !== undefined) progress.note(`timeline (s:unsent/unacked batches) ${timeline.join(' ')}`);
   return r;
 }
 
