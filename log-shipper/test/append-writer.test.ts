@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AppendError, AppendWriter } from '../src/backends/append-writer.js';
+import { AppendError, AppendWriter, FileOpError } from '../src/backends/append-writer.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'append-writer-'));
@@ -78,4 +78,34 @@ test('after close, appends are refused', async () => {
   const writer = new AppendWriter();
   await writer.close();
   await assert.rejects(writer.append(1, [Buffer.from('x')]), /closed/);
+});
+
+test('opens and closes run on the writer thread in line with the appends, and fail with the errno code', async (t) => {
+  const dir = tempDir(t);
+  const writer = new AppendWriter();
+  t.after(() => writer.close());
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+  // Queued in one turn: the open, an append on a file already open, and a failing open travel together.
+  const other = openSync(path.join(dir, 'other'), 'a');
+  t.after(() => closeSync(other));
+  const [fd, , missing] = await Promise.allSettled([
+    writer.openFile(path.join(dir, 'log'), flags, 0o640),
+    writer.append(other, [Buffer.from('x\n')]),
+    writer.openFile(path.join(dir, 'no-such-dir', 'log'), flags, 0o640),
+  ]);
+  assert.equal(fd.status, 'fulfilled');
+  const opened = (fd as PromiseFulfilledResult<number>).value;
+  assert.equal(fstatSync(opened).mode & 0o777, 0o640);
+  assert.equal(missing.status, 'rejected');
+  const err = (missing as PromiseRejectedResult).reason as FileOpError;
+  assert.ok(err instanceof FileOpError);
+  assert.equal(err.code, 'ENOENT');
+  // Appends queued before the close land before it; the fd is closed after.
+  const appended = writer.append(opened, [Buffer.from('one\n')]);
+  const closed = writer.closeFile(opened);
+  assert.equal(await appended, 4);
+  await closed;
+  assert.throws(() => fstatSync(opened), /EBADF/);
+  assert.equal(readFileSync(path.join(dir, 'log'), 'utf8'), 'one\n');
+  await assert.rejects(writer.closeFile(opened), (e: FileOpError) => e instanceof FileOpError && e.code === 'EBADF');
 });

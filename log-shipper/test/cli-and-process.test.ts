@@ -125,3 +125,37 @@ test('npm run log-shipper: config errors exit 78; SIGHUP reopens after a rename;
   assert.equal(onDisk, 2 + acked * 10);
   assert.ok(logged.some((l) => l.msg === 'stopped'));
 });
+
+test('a write cut short (the file size limit) is undone exactly, even when the file was renamed away and the shipper still believes the old size', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'shipper-fsize-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  // RLIMIT_FSIZE of 8 KiB: a write crossing it lands in part, then EFBIG (Node ignores SIGXFSZ).
+  const child = spawn('bash', ['-c', `ulimit -f 8 && exec "${process.execPath}" "${MAIN}"`], {
+    env: { PATH: process.env['PATH'] ?? '', LOG_SHIPPER_PORT: String(port), LOG_SHIPPER_TOKEN: SHIPPER_TOKEN, LOG_DIR: dir, LOG_LEVEL: 'info', LOG_FSYNC: 'never' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  const logged: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => logged.push(line));
+  await eventually(async () => logged.some((l) => l.includes('log shipper listening')), 15_000, 20);
+  const sender = await LogSender.connect({ port, token: SHIPPER_TOKEN });
+  t.after(() => sender.close());
+  const file = join(dir, 'shop', 'router.log');
+  const b1 = lines('shop', 0, 30, 70);
+  const b2 = lines('shop', 30, 68, 70);
+  const b3 = lines('shop', 98, 30, 70);
+  const b4 = lines('shop', 128, 5, 70);
+  assert.ok(b2.length + b3.length > 8192 && b2.length + b4.length < 8192 && b1.length + b2.length > 8192);
+  assert.equal((await sender.send(1, [{ app: 'shop', data: b1 }])).status, AckStatus.OK);
+  // logrotate: the file renamed, then SIGHUP; the shipper's idea of the size is now b1's.
+  await rename(file, `${file}.1`);
+  child.kill('SIGHUP');
+  await eventually(async () => logged.some((l) => l.includes('log files reopened')), 10_000, 20);
+  assert.equal((await sender.send(2, [{ app: 'shop', data: b2 }])).status, AckStatus.OK);
+  assert.equal((await sender.send(3, [{ app: 'shop', data: b3 }])).status, AckStatus.UNAVAILABLE, 'the write that crossed the limit is refused');
+  assert.equal(await readFile(file, 'utf8'), b2, 'what landed of it was cut off: no half line');
+  assert.equal((await sender.send(4, [{ app: 'shop', data: b4 }])).status, AckStatus.OK);
+  assert.equal(await readFile(file, 'utf8'), b2 + b4);
+  assert.equal(await readFile(`${file}.1`, 'utf8'), b1);
+});

@@ -1,27 +1,16 @@
 /**
- * The append writer's thread (append-writer.ts): takes a list of appends — an fd and a byte
- * range of one transferred buffer each — and writes them in order with write(2), blocking
- * this thread only. Each append is written whole or reports how far it got and why.
+ * The append writer's thread (append-writer.ts): takes a list of file operations — mostly
+ * appends, an fd and a byte range of one transferred buffer each; also opens and closes —
+ * and runs them in order with blocking syscalls, blocking this thread only. Each append is
+ * written whole or reports how far it got and why.
  */
-import { writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { OP_OPEN, type AppendDone, type AppendJob } from './append-protocol.js';
 
-export interface AppendJob {
-  id: number;
-  fds: number[];
-  /** Byte length of each append, in `data`, one after the other. */
-  lengths: number[];
-  data: ArrayBuffer;
-}
-
-export interface AppendDone {
-  id: number;
-  /** Bytes written per append. */
-  written: number[];
-  /** Per append: '' when written whole, else the errno code (or message) of the failure. */
-  errors: string[];
-  /** The job's buffer, given back for reuse. */
-  data: ArrayBuffer;
+function codeOf(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? (e.message || 'EIO');
 }
 
 function run(job: AppendJob): AppendDone {
@@ -30,9 +19,21 @@ function run(job: AppendJob): AppendDone {
   const written: number[] = [];
   const errors: string[] = [];
   let at = 0;
+  let opened = 0;
   for (let i = 0; i < job.fds.length; i++) {
     const fd = job.fds[i]!;
-    const end = at + job.lengths[i]!;
+    const length = job.lengths[i]!;
+    if (length < 0) {
+      try {
+        written[i] = length === OP_OPEN ? openSync(job.paths[opened++]!, job.flags, job.mode) : (closeSync(fd), 0);
+        errors.push('');
+      } catch (err) {
+        written[i] = -1;
+        errors.push(codeOf(err));
+      }
+      continue;
+    }
+    const end = at + length;
     let pos = at;
     let error = '';
     try {
@@ -43,9 +44,7 @@ function run(job: AppendJob): AppendDone {
         pos += n;
       }
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      error = e.code ?? e.message;
-      if (error === '') error = 'EIO';
+      error = codeOf(err);
     }
     written[i] = pos - at;
     errors.push(error);

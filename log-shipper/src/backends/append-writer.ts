@@ -9,25 +9,31 @@
  * tail API behind a slow disk. So: appends queue here; one message at a time goes to the
  * writer thread carrying everything queued (one transferred buffer), and its answer carries
  * every result. While the thread writes, the next appends gather — the busier, the fewer
- * hand-offs per write. fsync, open, close and rename stay on the threadpool: they are rare,
- * and an fsync must not hold up appends to other files.
+ * hand-offs per write. Opens and closes of log files run here too, in line: with 10 000 apps
+ * churning through LOG_MAX_OPEN_FILES handles, every app section paid an open and a close,
+ * each two threadpool wake-ups. fsync, stat, truncate and rename stay on the threadpool: they
+ * are rare, and an fsync must not hold up appends to other files.
  *
- * Callers must not close an fd with an append pending on it (open-files.ts closes a file only
- * once its queue is idle).
+ * An append queued after a close of its fd fails (EBADF) or, worse, lands in whatever file
+ * took the number: callers close a file only once its queue is idle (open-files.ts).
  */
 import { Worker } from 'node:worker_threads';
-import type { AppendDone, AppendJob } from './append-writer-thread.js';
+import { OP_CLOSE, OP_OPEN, type AppendDone, type AppendJob } from './append-protocol.js';
 
 /** A few batches' worth: most messages fit, so the buffer is rarely replaced. */
 const MIN_BUFFER_BYTES = 1 << 20;
 
 interface Pending {
   fd: number;
+  /** Bytes of an append, or OP_OPEN, OP_CLOSE. */
+  op: number;
   buffers: Buffer[];
-  bytes: number;
-  resolve: (written: number) => void;
+  path: string;
+  resolve: (result: number) => void;
   reject: (err: Error) => void;
 }
+
+const NO_BUFFERS: Buffer[] = [];
 
 export class AppendError extends Error {
   constructor(
@@ -37,6 +43,17 @@ export class AppendError extends Error {
   ) {
     super(`append failed after ${written} bytes: ${code}`);
     this.name = 'AppendError';
+  }
+}
+
+/** An open or close on the writer's thread failed; `code` is the errno code (ENOENT…). */
+export class FileOpError extends Error {
+  constructor(
+    readonly code: string,
+    operation: 'open' | 'close',
+  ) {
+    super(`${operation} failed: ${code}`);
+    this.name = 'FileOpError';
   }
 }
 
@@ -51,11 +68,38 @@ export class AppendWriter {
 
   /** Resolves with the bytes written (all of them) once write(2) returned; rejects with an AppendError. */
   append(fd: number, buffers: Buffer[]): Promise<number> {
-    if (this.closed) return Promise.reject(new Error('the append writer is closed'));
     let bytes = 0;
     for (const b of buffers) bytes += b.length;
+    return this.queue(fd, bytes, buffers, '');
+  }
+
+  /**
+   * open(2) on the writer's thread, in line with the appends: no threadpool round trip, which
+   * is what a file churning through the handle LRU pays most. Resolves with the fd; rejects
+   * with a FileOpError.
+   */
+  openFile(path: string, flags: number, mode: number): Promise<number> {
+    return this.queue(-1, OP_OPEN, NO_BUFFERS, path, flags, mode);
+  }
+
+  /** close(2) on the writer's thread, after every append queued before it. */
+  closeFile(fd: number): Promise<void> {
+    return this.queue(fd, OP_CLOSE, NO_BUFFERS, '').then(() => undefined);
+  }
+
+  private flags = 0;
+  private mode = 0;
+
+  private queue(fd: number, op: number, buffers: Buffer[], path: string, flags = 0, mode = 0): Promise<number> {
+    if (this.closed) return Promise.reject(new Error('the append writer is closed'));
+    if (op === OP_OPEN) {
+      // One flags and mode per message: the shipper opens every log file alike.
+      if (this.flags !== 0 && (this.flags !== flags || this.mode !== mode)) return Promise.reject(new Error('open flags differ from the earlier opens'));
+      this.flags = flags;
+      this.mode = mode;
+    }
     return new Promise((resolve, reject) => {
-      this.queued.push({ fd, buffers, bytes, resolve, reject });
+      this.queued.push({ fd, op, buffers, path, resolve, reject });
       // Appends of the whole loop turn travel together: every batch read in this poll phase,
       // from every connection (a microtask went out after the first: 2 runs of 2 of 2000
       // batches/s for 30 s fell behind with it, none with this).
@@ -72,22 +116,24 @@ export class AppendWriter {
     const batch = this.queued;
     this.queued = [];
     let total = 0;
-    for (const p of batch) total += p.bytes;
+    for (const p of batch) if (p.op > 0) total += p.op;
     const data = this.buffer(total);
     const view = new Uint8Array(data, 0, total);
     const fds: number[] = new Array<number>(batch.length);
     const lengths: number[] = new Array<number>(batch.length);
+    const paths: string[] = [];
     let at = 0;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       fds[i] = p.fd;
-      lengths[i] = p.bytes;
+      lengths[i] = p.op;
+      if (p.op === OP_OPEN) paths.push(p.path);
       for (const b of p.buffers) {
         view.set(b, at);
         at += b.length;
       }
     }
-    const job: AppendJob = { id: this.nextId++, fds, lengths, data };
+    const job: AppendJob = { id: this.nextId++, fds, lengths, paths, flags: this.flags, mode: this.mode, data };
     this.sent = batch;
     this.thread().postMessage(job, [data]);
   }
@@ -115,7 +161,7 @@ export class AppendWriter {
       this.worker = null;
       const batch = this.sent ?? [];
       this.sent = null;
-      for (const p of batch) p.reject(new AppendError(`writer thread died: ${err.message}`, 0));
+      for (const p of batch) p.reject(p.op >= 0 ? new AppendError(`writer thread died: ${err.message}`, 0) : new FileOpError(`writer thread died: ${err.message}`, p.op === OP_OPEN ? 'open' : 'close'));
       this.post();
     };
     worker.on('error', lost);
@@ -132,7 +178,8 @@ export class AppendWriter {
       const p = batch[i]!;
       const error = done.errors[i] ?? 'EIO';
       if (error === '') p.resolve(done.written[i]!);
-      else p.reject(new AppendError(error, done.written[i] ?? 0));
+      else if (p.op >= 0) p.reject(new AppendError(error, done.written[i] ?? 0));
+      else p.reject(new FileOpError(error, p.op === OP_OPEN ? 'open' : 'close'));
     }
     this.post();
   }

@@ -15,16 +15,17 @@
  *   file that needs one while all are taken makes the least recently used idle file close.
  */
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { FsyncMode } from '../config.js';
 import type { ShipperMetrics } from '../metrics.js';
 import type { AppPath, LogPaths } from './app-path.js';
-import { AppendWriter } from './append-writer.js';
+import { AppendError, AppendWriter } from './append-writer.js';
 import { FileSlots } from './file-slots.js';
 import { FilesystemSync } from './filesystem-sync.js';
+import { LogFd } from './log-fd.js';
 import type { PageCache } from './page-cache.js';
 import { rotateFile } from './rotation.js';
 import { cutTornTail } from './torn-tail.js';
@@ -73,7 +74,7 @@ interface PendingWrite {
 const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
 
 class AppFile {
-  handle: FileHandle | null = null;
+  handle: LogFd | null = null;
   /** Bytes in the file as far as this shipper knows (fstat at open, plus what it wrote). */
   size = 0;
   /** Written since the last fdatasync (LOG_FSYNC=interval). */
@@ -142,7 +143,6 @@ class AppFile {
     if (options.rotateBytes > 0 && this.size + total > options.rotateBytes) await this.maybeRotate(total);
     const handle = this.handle!;
     const started = performance.now();
-    const before = this.size;
     try {
       await this.owner.writer.append(handle.fd, group.map((w) => w.data));
       if (options.fsync === 'always') {
@@ -153,12 +153,15 @@ class AppFile {
       }
     } catch (err) {
       metrics.fileErrors.inc({ operation: 'write' });
-      // A partial write would leave half a line that the resent batch then follows: cut it
-      // off. Only ever shorten: the file may have been truncated behind our back.
-      await handle
-        .stat()
-        .then((st) => (st.size > before ? handle.truncate(before) : undefined))
-        .catch(() => undefined);
+      // A partial write would leave half a line that the resent batch then follows: cut off
+      // exactly what landed (appends go to the end, whatever size we believed the file had).
+      const landed = err instanceof AppendError ? err.written : 0;
+      if (landed > 0) {
+        await handle
+          .stat()
+          .then((st) => (st.size >= landed ? handle.truncate(st.size - landed) : undefined))
+          .catch(() => undefined);
+      }
       // Reopen for the next write: the file or its directory may have been replaced.
       await this.release();
       throw err;
@@ -182,12 +185,13 @@ class AppFile {
       // tail. Afterwards (the app evicted and back, a reopen, a rotation) only the file is
       // opened: two threadpool calls instead of four or more, which is what 10 000 apps
       // churning through LOG_MAX_OPEN_FILES handles pay on every write.
-      const first = !this.owner.verified.has(key);
-      let handle: FileHandle;
+      const known = this.owner.verified.get(key);
+      const first = known === undefined;
+      let handle: LogFd;
       if (first) handle = await this.openChecked();
       else {
         try {
-          handle = await open(file, OPEN_FLAGS, 0o640);
+          handle = await LogFd.open(this.owner.writer, file, OPEN_FLAGS, 0o640);
         } catch (err) {
           // The directory went away (an operator's cleanup): make it again, checked.
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -195,12 +199,17 @@ class AppFile {
         }
       }
       try {
-        this.size = (await handle.stat()).size;
         if (first) {
-          const before = this.size;
+          const before = (await handle.stat()).size;
           this.size = await cutTornTail(file, handle, before);
           if (this.size < before) this.owner.log.warn({ file, bytes: before - this.size }, 'log file ended in a torn line (a write cut short by a crash): cut off; its batch is resent whole');
-          this.owner.verified.set(key, true);
+          this.owner.verified.set(key, this.size);
+        } else {
+          // The size this shipper left it at: no fstat per reopen (a third of what a file
+          // churning through the handle LRU cost). It may be stale (logrotate renamed the file,
+          // copytruncate emptied it); it only decides when to rotate, and maybeRotate asks the
+          // file before rotating.
+          this.size = known;
         }
       } catch (err) {
         await handle.close().catch(() => undefined);
@@ -216,7 +225,7 @@ class AppFile {
   }
 
   /** Creates the app's directory if needed, checks it is really LOG_DIR/<key>, opens the file. */
-  private async openChecked(): Promise<FileHandle> {
+  private async openChecked(): Promise<LogFd> {
     const { dir, file, key } = this.where;
     await mkdir(dir, { recursive: true, mode: 0o750 });
     // The directory must really be LOG_DIR/<key>, not a symlink planted to lead elsewhere.
@@ -224,7 +233,7 @@ class AppFile {
     // shipper's own directory; the file itself is always opened with O_NOFOLLOW.
     const real = await realpath(dir);
     if (real !== path.join(this.owner.options.realRoot, key)) throw new Error(`${dir} resolves to ${real}, outside LOG_DIR: refusing to write there`);
-    return open(file, OPEN_FLAGS, 0o640);
+    return LogFd.open(this.owner.writer, file, OPEN_FLAGS, 0o640);
   }
 
   private async maybeRotate(incoming: number): Promise<void> {
@@ -235,6 +244,7 @@ class AppFile {
     await this.release();
     try {
       await rotateFile(this.where.file, options.rotateKeep);
+      this.owner.verified.set(this.where.key, 0);
     } catch (err) {
       metrics.fileErrors.inc({ operation: 'rotate' });
       log.error({ err, file: this.where.file }, 'size rotation failed; writing on to the same file');
@@ -248,7 +258,8 @@ class AppFile {
     const handle = this.handle;
     if (handle === null) return;
     this.handle = null;
-    const { metrics, options } = this.owner;
+    const { metrics, options, verified } = this.owner;
+    if (verified.has(this.where.key)) verified.set(this.where.key, this.size);
     if (this.dirty && options.fsync === 'interval') {
       this.dirty = false;
       // An evicted file leaves its sync to the next interval tick (filesystem-sync.ts).
@@ -301,7 +312,7 @@ class AppFile {
   }
 
   /** page-cache.ts: only while that same handle is open — a closed fd's number may be another file's by now. */
-  private dropSynced(handle: FileHandle | null, bytes: number): void {
+  private dropSynced(handle: LogFd | null, bytes: number): void {
     if (handle === null || this.handle !== handle) return;
     if (this.owner.pageCache.dropSynced(handle.fd, bytes)) this.owner.metrics.pageCacheDrops.inc();
   }
@@ -317,8 +328,11 @@ export class OpenFiles {
   readonly fsSync: FilesystemSync;
   /** Set at shutdown: the last closes sync at once. */
   private shuttingDown = false;
-  /** App directories checked since start (where they lead, their file's torn tail); bounded: forgetting one only costs its checks again. */
-  readonly verified = new LRUCache<string, true>({ max: 100_000 });
+  /**
+   * App directories checked since start (where they lead, their file's torn tail), with the
+   * size this shipper last knew their file at; bounded: forgetting one only costs its checks again.
+   */
+  readonly verified = new LRUCache<string, number>({ max: 100_000 });
   /** The most files ever open at once, for tests and the curious. */
   peakOpen = 0;
 

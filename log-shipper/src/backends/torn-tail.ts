@@ -5,7 +5,7 @@
  * the first append of this process — our own failed writes are cut back where they fail
  * (open-files.ts), so only a file's first open needs the check.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { MAX_LINE_BYTES } from '../../../proto/log-batch.js';
 
 /**
@@ -13,7 +13,7 @@ import { MAX_LINE_BYTES } from '../../../proto/log-batch.js';
  * when it does not end with one; returns the size it now has. A last line longer than any
  * valid line is cut whole.
  */
-export async function cutTornTail(file: string, handle: FileHandle, size: number): Promise<number> {
+export async function cutTornTail(file: string, handle: { truncate(bytes: number): Promise<void> }, size: number): Promise<number> {
   if (size === 0) return 0;
   const reader = await open(file, 'r');
   try {
