@@ -173,6 +173,21 @@ test('force_https: plain HTTP gets 308 to the same URL over https on ROUTER_HTTP
   assert.equal(await metricValue(h.metrics, 'router_requests_total', { app: 'secure', code: 'FORCE_HTTPS', class: '3xx' }), 2);
 });
 
+test('force_https: a WebSocket upgrade over plain HTTP gets the 308 too, and never reaches the app', async () => {
+  const hits = up.hits;
+  const upgrade = (host: string): Promise<string> =>
+    rawExchange(h.port, `GET /socket?room=1 HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  const answer = await upgrade('secure.localhost');
+  assert.match(answer, /^HTTP\/1\.1 308 /);
+  assert.match(answer, /\r\nlocation: https:\/\/secure\.localhost:8443\/socket\?room=1\r\n/);
+  assert.match(answer, /\r\nconnection: close\r\n/);
+  const line = h.lines.at(-1)!;
+  assert.equal(line.code, 'FORCE_HTTPS');
+  assert.equal(line.app, 'secure');
+  assert.equal(up.hits, hits, 'the app saw no upgrade');
+  assert.doesNotMatch(await upgrade('plain.localhost'), /^HTTP\/1\.1 308 /, 'apps without force_https get their WebSocket');
+});
+
 test('httpsLocation keeps the path and query, and drops absolute-form authorities', () => {
   assert.equal(httpsLocation('a.example.com', '/x?y=1', 8443), 'https://a.example.com:8443/x?y=1');
   assert.equal(httpsLocation('a.example.com', '/', 443), 'https://a.example.com/');

@@ -92,13 +92,21 @@ export function writeErrorPage(res: ClientResponse, code: RouterErrorCode, reque
   return page.status;
 }
 
-/** The same answer as raw bytes, for sockets that left the HTTP server (upgrades, client errors). Always closes. */
-export function rawErrorResponse(code: RouterErrorCode, requestId: string, json: boolean): Buffer {
+/** Bytes that may not appear in a header value written by hand (CR, LF, other controls, space). */
+const UNSAFE_IN_LOCATION = /[\x00-\x20\x7f]/;
+
+/**
+ * The same answer as raw bytes, for sockets that left the HTTP server (upgrades, client
+ * errors). Always closes. `location` (FORCE_HTTPS) is left out unless it is header-safe;
+ * node:http would have refused such a request-target already.
+ */
+export function rawErrorResponse(code: RouterErrorCode, requestId: string, json: boolean, location: string | null = null): Buffer {
   const page = PAGES[code];
   const body = json ? page.json : page.html;
   const idLine = requestId === '' ? '' : `x-request-id: ${requestId}\r\n`;
+  const locationLine = location === null || UNSAFE_IN_LOCATION.test(location) ? '' : `location: ${location}\r\n`;
   const head =
     `HTTP/1.1 ${page.status} ${page.reason}\r\ncontent-type: ${json ? JSON_TYPE : HTML_TYPE}\r\ncontent-length: ${body.length}\r\n` +
-    `cache-control: no-store\r\n${idLine}connection: close\r\n\r\n`;
+    `cache-control: no-store\r\n${idLine}${locationLine}connection: close\r\n\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), body]);
 }

@@ -16,6 +16,7 @@ import { stickyFromCookie, type AppBalance, type ContainerSlot } from './balance
 import { emitAccessLine, lookupFailureCode, statusOf, type LiveTunnel, type ProxyContext } from './context.js';
 import { rawErrorResponse, wantsJson } from './error-page.js';
 import { RequestHead } from './headers.js';
+import { httpsLocation } from './https-location.js';
 import { MAX_ATTEMPTS } from './upstream-errors.js';
 import { FrameCursor, GOING_AWAY_FRAME } from './websocket-frames.js';
 
@@ -116,6 +117,10 @@ export class Tunnel implements LiveTunnel {
     if (record === null) return this.fail('UNKNOWN_HOST');
     this.app = record.app;
     this.appLabel = this.ctx.metrics.appLabel(record.app);
+    // Like any request of the app: no cleartext WebSocket either (browsers fail a ws:// handshake that is redirected).
+    if (record.settings.force_https && this.ctx.forwarding.proto === 'http') {
+      return this.fail('FORCE_HTTPS', httpsLocation(this.host, this.req.url ?? '/', this.ctx.config.httpsPort));
+    }
     if (record.status !== 'running' || record.containers.length === 0) return this.fail('APP_STOPPED');
     // A tunnel about to be cut at the drain deadline is not worth opening.
     if (this.ctx.draining) return this.fail('DRAINING');
@@ -266,12 +271,12 @@ export class Tunnel implements LiveTunnel {
     this.client.write(GOING_AWAY_FRAME);
   }
 
-  fail(code: RouterErrorCode): void {
+  fail(code: RouterErrorCode, location: string | null = null): void {
     if (this.done) return;
     const json = wantsJson(this.req.headers.accept);
     const client = this.client;
     if (client.writable) {
-      client.write(rawErrorResponse(code, this.head.requestId, json));
+      client.write(rawErrorResponse(code, this.head.requestId, json, location));
       client.destroySoon();
     } else {
       client.destroy();
