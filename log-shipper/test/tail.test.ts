@@ -73,6 +73,21 @@ test('tail: the last N lines from the file, then every new line as it is accepte
   await sender.close();
 });
 
+test('tail: right after a rotation the history goes on in router.log.1', async (t) => {
+  // Rotation at 20 000 bytes, batches of 50 lines of ~230 bytes: each batch after the first
+  // rotates, so router.log holds lines 100-149, .1 50-99, .2 0-49.
+  const s = await startTestShipper({ LOG_ROTATE_BYTES: '20000', LOG_ROTATE_KEEP: '2' });
+  t.after(() => s.close());
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  t.after(() => sender.close());
+  for (let b = 0; b < 3; b++) assert.equal((await sender.send(b + 1, [{ app: 'shop', data: lines('shop', b * 50, 50, 200) }])).status, AckStatus.OK);
+  assert.ok((await s.metric('log_shipper_file_rotations_total')) >= 1, 'the third batch rotated the file');
+  assert.equal(await s.read('shop'), lines('shop', 100, 50, 200), 'the current file holds the last batch only');
+  assert.equal((await get(s, '/v1/apps/shop/logs?lines=80')).body, lines('shop', 70, 80, 200), '30 lines from router.log.1, then the current file');
+  assert.equal((await get(s, '/v1/apps/shop/logs?lines=20')).body, lines('shop', 130, 20, 200));
+  assert.equal((await get(s, '/v1/apps/shop/logs?lines=1000')).body, lines('shop', 50, 100, 200), 'router.log.2 is not read: .1 and the current file');
+});
+
 test('tail: SSE with Accept: text/event-stream', async (t) => {
   const s = await startTestShipper();
   t.after(() => s.close());

@@ -89,8 +89,19 @@ export class FileBackend implements LogBackend {
     await this.files.close();
   }
 
-  /** The last `n` complete lines of the app's current file (not the rotated ones); empty when it has none. */
-  lastLines(app: string, n: number): Promise<Buffer> {
-    return readLastLines(this.paths.of(app).file, n);
+  /**
+   * The last `n` complete lines of the app's log; empty when it has none. Right after a
+   * rotation (size rotation, or logrotate without compressing its `.1`) the current file holds
+   * fewer: the rest comes from `router.log.1`. A rotation between the two reads can skip or
+   * repeat a few lines of history, never of a follow (tail-hub.ts).
+   */
+  async lastLines(app: string, n: number): Promise<Buffer> {
+    const file = this.paths.of(app).file;
+    const current = await readLastLines(file, n);
+    let got = 0;
+    for (let i = current.indexOf(10); i >= 0; i = current.indexOf(10, i + 1)) got++;
+    if (got >= n) return current;
+    const older = await readLastLines(`${file}.1`, n - got);
+    return older.length === 0 ? current : Buffer.concat([older, current]);
   }
 }
