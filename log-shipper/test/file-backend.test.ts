@@ -220,8 +220,10 @@ test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths
       const file = join(s.dir, app, 'router.log');
       const size = (await stat(file)).size;
       assert.ok(size > 35_000, `${app}: ${size} bytes written`);
-      // The kernel keeps the page an append is filling; every whole synced page goes.
-      await eventually(async () => (await resident(file)) <= 4096, 5000, 20);
+      // Every whole synced page goes; the page an append is filling stays (dropping it would
+      // make the next append read it back from disk).
+      assert.notEqual(size % 4096, 0);
+      await eventually(async () => (await resident(file)) === 4096, 5000, 20);
     }
   };
 
@@ -251,4 +253,45 @@ test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths
   await sendTo(always.port, ['strict'], 2);
   await expectDropped(always, ['strict']);
   assert.equal(await always.metric('log_shipper_page_cache_drops_total'), 2, 'one drop per synced write');
+});
+
+test("lastLines: continues into router.log.1 only when the current file was read whole, and within one byte budget", async (t) => {
+  const { MAX_HISTORY_BYTES } = await import('../src/tail/read-last-lines.js');
+  const logDir = await mkdtemp(join(tmpdir(), 'last-lines-'));
+  t.after(() => rm(logDir, { recursive: true, force: true }));
+  const backend = await FileBackend.create({ logDir, maxOpenFiles: 4, rotateBytes: 0, rotateKeep: 1, fsync: 'never', fsyncIntervalMs: 1000 }, new ShipperMetrics(), silent);
+  t.after(() => backend.close());
+  await mkdir(join(logDir, 'shop'));
+  const file = join(logDir, 'shop', 'router.log');
+  await writeFile(`${file}.1`, lines('old', 0, 100, 60));
+  // A current file bigger than the whole budget: its history stops inside it, never jumps to .1.
+  const big = lines('cur', 0, Math.ceil((MAX_HISTORY_BYTES + 1_000_000) / 90), 60);
+  await writeFile(file, big);
+  const capped = (await backend.lastLines('shop', 1_000_000)).toString();
+  assert.ok(capped.length <= MAX_HISTORY_BYTES, `${capped.length} bytes`);
+  assert.ok(!capped.includes('"app":"old"'), 'no line of router.log.1 after a gap');
+  assert.ok(big.endsWith(capped) && capped.startsWith('{'), 'the newest whole lines of the current file');
+  // A small current file: the rest of the history from .1, in order.
+  await writeFile(file, lines('cur', 0, 10, 60));
+  assert.equal((await backend.lastLines('shop', 25)).toString(), lines('old', 85, 15, 60) + lines('cur', 0, 10, 60));
+  assert.equal((await backend.lastLines('shop', 10)).toString(), lines('cur', 0, 10, 60));
+  // No current file yet (rotated, nothing written since): all from .1.
+  await rm(file);
+  assert.equal((await backend.lastLines('shop', 3)).toString(), lines('old', 97, 3, 60));
+});
+
+test('a FIFO planted as an app\'s router.log fails that app\'s writes at once; the other apps are written', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const s = await startTestShipper({ LOG_FSYNC: 'never' });
+  t.after(() => s.close());
+  await mkdir(join(s.dir, 'trap'));
+  execFileSync('mkfifo', [join(s.dir, 'trap', 'router.log')]);
+  const sender = await LogSender.connect({ port: s.port, token: SHIPPER_TOKEN });
+  t.after(() => sender.close());
+  // Without O_NONBLOCK the open would wait for a reader forever, on the thread every append goes through.
+  const answer = await Promise.race([sender.send(1, [{ app: 'trap', data: lines('trap', 0, 1) }]), new Promise<null>((r) => setTimeout(() => r(null), 5000).unref())]);
+  assert.notEqual(answer, null, 'no answer within 5 s: the open blocked');
+  assert.equal(answer!.status, AckStatus.UNAVAILABLE);
+  assert.equal((await sender.send(2, [{ app: 'shop', data: lines('shop', 0, 2) }])).status, AckStatus.OK);
+  assert.deepEqual(numbersOf(await s.read('shop')), [0, 1]);
 });

@@ -57,6 +57,10 @@ export class FileOpError extends Error {
   }
 }
 
+function failure(p: Pending, code: string, written = 0): Error {
+  return p.op >= 0 ? new AppendError(code, written) : new FileOpError(code, p.op === OP_OPEN ? 'open' : 'close');
+}
+
 export class AppendWriter {
   private worker: Worker | null = null;
   private queued: Pending[] = [];
@@ -112,7 +116,7 @@ export class AppendWriter {
 
   private post(): void {
     this.postScheduled = false;
-    if (this.sent !== null || this.queued.length === 0) return;
+    if (this.closed || this.sent !== null || this.queued.length === 0) return;
     const batch = this.queued;
     this.queued = [];
     let total = 0;
@@ -161,7 +165,7 @@ export class AppendWriter {
       this.worker = null;
       const batch = this.sent ?? [];
       this.sent = null;
-      for (const p of batch) p.reject(p.op >= 0 ? new AppendError(`writer thread died: ${err.message}`, 0) : new FileOpError(`writer thread died: ${err.message}`, p.op === OP_OPEN ? 'open' : 'close'));
+      for (const p of batch) p.reject(failure(p, `writer thread died: ${err.message}`));
       this.post();
     };
     worker.on('error', lost);
@@ -178,17 +182,21 @@ export class AppendWriter {
       const p = batch[i]!;
       const error = done.errors[i] ?? 'EIO';
       if (error === '') p.resolve(done.written[i]!);
-      else if (p.op >= 0) p.reject(new AppendError(error, done.written[i] ?? 0));
-      else p.reject(new FileOpError(error, p.op === OP_OPEN ? 'open' : 'close'));
+      else p.reject(failure(p, error, done.written[i] ?? 0));
     }
     this.post();
   }
 
   /** After the last append settled. */
+  /** Meant for after the last operation settled; whatever is still queued or in flight fails. */
   async close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
     this.worker = null;
+    const unsettled = [...(this.sent ?? []), ...this.queued];
+    this.sent = null;
+    this.queued = [];
+    for (const p of unsettled) p.reject(failure(p, 'the append writer is closed'));
     if (worker !== null) await worker.terminate();
   }
 }

@@ -12,7 +12,7 @@ import { mkdir, realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { FsyncMode } from '../config.js';
 import type { ShipperMetrics } from '../metrics.js';
-import { readLastLines } from '../tail/read-last-lines.js';
+import { MAX_HISTORY_BYTES, lastLinesOf } from '../tail/read-last-lines.js';
 import { LogPaths } from './app-path.js';
 import type { AppLines, LogBackend } from './backend.js';
 import { BatchCompletion, OpenFiles } from './open-files.js';
@@ -97,11 +97,13 @@ export class FileBackend implements LogBackend {
    */
   async lastLines(app: string, n: number): Promise<Buffer> {
     const file = this.paths.of(app).file;
-    const current = await readLastLines(file, n);
+    const current = await lastLinesOf(file, n, MAX_HISTORY_BYTES);
+    // Only a file read to its start continues in the older one: a gap would be silent.
+    if (!current.whole) return current.data;
     let got = 0;
-    for (let i = current.indexOf(10); i >= 0; i = current.indexOf(10, i + 1)) got++;
-    if (got >= n) return current;
-    const older = await readLastLines(`${file}.1`, n - got);
-    return older.length === 0 ? current : Buffer.concat([older, current]);
+    for (let i = current.data.indexOf(10); i >= 0; i = current.data.indexOf(10, i + 1)) got++;
+    if (got >= n) return current.data;
+    const older = await lastLinesOf(`${file}.1`, n - got, MAX_HISTORY_BYTES - current.bytesRead);
+    return older.data.length === 0 ? current.data : Buffer.concat([older.data, current.data]);
   }
 }

@@ -71,7 +71,9 @@ interface PendingWrite {
   batch: BatchCompletion;
 }
 
-const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
+// O_NONBLOCK does nothing to a regular file; a FIFO planted as router.log fails at once
+// (ENXIO) instead of blocking the writer thread, which every app's appends wait on.
+const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
 class AppFile {
   handle: LogFd | null = null;
@@ -143,8 +145,10 @@ class AppFile {
     if (options.rotateBytes > 0 && this.size + total > options.rotateBytes) await this.maybeRotate(total);
     const handle = this.handle!;
     const started = performance.now();
+    let appended = false;
     try {
       await this.owner.writer.append(handle.fd, group.map((w) => w.data));
+      appended = true;
       if (options.fsync === 'always') {
         await handle.datasync();
         metrics.fsyncs.inc();
@@ -155,7 +159,8 @@ class AppFile {
       metrics.fileErrors.inc({ operation: 'write' });
       // A partial write would leave half a line that the resent batch then follows: cut off
       // exactly what landed (appends go to the end, whatever size we believed the file had).
-      const landed = err instanceof AppendError ? err.written : 0;
+      // (All of it when only the fdatasync of LOG_FSYNC=always failed: the batch is refused and comes again.)
+      const landed = appended ? total : err instanceof AppendError ? err.written : 0;
       if (landed > 0) {
         await handle
           .stat()

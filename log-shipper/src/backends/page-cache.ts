@@ -9,8 +9,10 @@
  * had to give again — and the shipper fell behind 40 s into a 60 s run; with the synced pages
  * dropped each second the same writer stayed at 0.09 core for 70 s. On bare metal the cost
  * comes later (reclaim once RAM is full), and the cache evicts what the front server's other
- * work wanted. The kernel drops only whole pages of the range and never a dirty one, so the
- * page an append is filling stays, and nothing written after the sync is lost or slowed.
+ * work wanted. The range stops at the last whole page: a range reaching the end of the file
+ * would drop the page an append is filling too (Linux ≥ 5.2 drops a partial last page), and
+ * the next append would wait for it to be read back from disk. The kernel never drops a
+ * dirty page, so nothing written after the sync is lost.
  *
  * Node has no binding for posix_fadvise; koffi (a prebuilt FFI) calls libc's. Where it cannot
  * load (no glibc, another OS) dropping is off and the shipper works as before.
@@ -22,6 +24,7 @@ const POSIX_FADV_DONTNEED = 4; // Linux's value (bits/fcntl-linux.h)
 type Fadvise = (fd: number, offset: number, len: number, advice: number) => number;
 
 let fadvise: Fadvise | null | undefined;
+let pageSize = 4096;
 
 async function load(log: Logger): Promise<Fadvise | null> {
   if (fadvise !== undefined) return fadvise;
@@ -30,6 +33,7 @@ async function load(log: Logger): Promise<Fadvise | null> {
     const { default: koffi } = await import('koffi');
     const libc = koffi.load('libc.so.6');
     fadvise = libc.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as Fadvise;
+    pageSize = (libc.func('int getpagesize()') as () => number)();
   } catch (err) {
     log.warn({ err }, 'posix_fadvise unavailable: synced log data stays in the page cache');
     fadvise = null;
@@ -49,11 +53,12 @@ export class PageCache {
   }
 
   /**
-   * Drops the cached whole pages of the file's first `bytes` (all synced). Errors are ignored:
-   * the advice is an optimisation, and an fd closed meanwhile is the caller's race to avoid.
+   * Drops the cached pages wholly within the file's first `bytes` (all synced). Errors are
+   * ignored: the advice is an optimisation, and an fd closed meanwhile is the caller's race to avoid.
    */
   dropSynced(fd: number, bytes: number): boolean {
-    if (this.advise === null || bytes <= 0) return false;
-    return this.advise(fd, 0, bytes, POSIX_FADV_DONTNEED) === 0;
+    const whole = bytes - (bytes % pageSize);
+    if (this.advise === null || whole <= 0) return false;
+    return this.advise(fd, 0, whole, POSIX_FADV_DONTNEED) === 0;
   }
 }

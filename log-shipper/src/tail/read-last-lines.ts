@@ -11,12 +11,26 @@ export const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export async function readLastLines(file: string, n: number, maxBytes = MAX_HISTORY_BYTES): Promise<Buffer> {
-  if (n <= 0) return EMPTY;
+  return (await lastLinesOf(file, n, maxBytes)).data;
+}
+
+export interface LastLines {
+  data: Buffer;
+  /** The whole file was read (or there is none): older history can only be in another file. */
+  whole: boolean;
+  /** Bytes read, for a caller that spreads one budget over several files. */
+  bytesRead: number;
+}
+
+const NOTHING: LastLines = { data: EMPTY, whole: true, bytesRead: 0 };
+
+export async function lastLinesOf(file: string, n: number, maxBytes = MAX_HISTORY_BYTES): Promise<LastLines> {
+  if (n <= 0 || maxBytes <= 0) return { data: EMPTY, whole: n <= 0, bytesRead: 0 };
   let handle;
   try {
     handle = await open(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return NOTHING;
     throw err;
   }
   try {
@@ -55,7 +69,7 @@ export async function readLastLines(file: string, n: number, maxBytes = MAX_HIST
         i = nl - 1;
       }
     }
-    if (end < 0) return EMPTY;
+    if (end < 0) return { data: EMPTY, whole: pos === 0, bytesRead: size - pos };
     if (start < 0) {
       if (pos === 0) start = 0;
       else {
@@ -66,7 +80,7 @@ export async function readLastLines(file: string, n: number, maxBytes = MAX_HIST
       }
     }
     const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    return all.subarray(start - pos, end - pos);
+    return { data: all.subarray(start - pos, end - pos), whole: start === 0, bytesRead: size - pos };
   } finally {
     await handle.close();
   }
