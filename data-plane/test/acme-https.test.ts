@@ -175,6 +175,12 @@ test('force_https: plain HTTP gets 308 to the same URL over https on ROUTER_HTTP
 
 test('force_https: a WebSocket upgrade over plain HTTP gets the 308 too, and never reaches the app', async () => {
   const hits = up.hits;
+  const timed = async (): Promise<number> => {
+    const data = await h.metrics.registry.getSingleMetric('router_request_duration_seconds')!.get();
+    const count = data.values.find((v) => (v as { metricName?: string }).metricName === 'router_request_duration_seconds_count' && v.labels['class'] === '3xx');
+    return count?.value ?? 0;
+  };
+  const timedBefore = await timed();
   const upgrade = (host: string): Promise<string> =>
     rawExchange(h.port, `GET /socket?room=1 HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   const answer = await upgrade('secure.localhost');
@@ -185,6 +191,8 @@ test('force_https: a WebSocket upgrade over plain HTTP gets the 308 too, and nev
   assert.equal(line.code, 'FORCE_HTTPS');
   assert.equal(line.app, 'secure');
   assert.equal(up.hits, hits, 'the app saw no upgrade');
+  assert.equal(await timed(), timedBefore + 1, 'in the latency histogram like the HTTP redirect');
+  assert.equal(await metricValue(h.metrics, 'router_requests_total', { app: 'secure', code: 'FORCE_HTTPS', class: '3xx' }), 3, 'counted with the two HTTP redirects of the test above');
   assert.doesNotMatch(await upgrade('plain.localhost'), /^HTTP\/1\.1 308 /, 'apps without force_https get their WebSocket');
 });
 

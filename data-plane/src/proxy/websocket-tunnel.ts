@@ -51,7 +51,10 @@ function onUpstreamClose(this: TaggedSocket): void {
 }
 function onUpstreamFirstData(this: TaggedSocket, chunk: Buffer): void {
   const t = this[kTunnel];
-  if (t !== undefined) t.status = statusOfResponse(chunk);
+  if (t === undefined) return;
+  t.status = statusOfResponse(chunk);
+  // Like an HTTP request's: from reaching the router to the answer's head (the container's 101, usually).
+  t.ctx.requestMetrics.observe(t.status, (performance.now() - t.t0) / 1000);
 }
 /** Registered after the pipe's own listener: sees each chunk once the client was sent it. */
 function onUpstreamData(this: TaggedSocket, chunk: Buffer): void {
@@ -273,6 +276,7 @@ export class Tunnel implements LiveTunnel {
 
   fail(code: RouterErrorCode, location: string | null = null): void {
     if (this.done) return;
+    this.ctx.requestMetrics.observe(statusOf(code), (performance.now() - this.t0) / 1000);
     const json = wantsJson(this.req.headers.accept);
     const client = this.client;
     if (client.writable) {
