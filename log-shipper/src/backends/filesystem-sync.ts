@@ -32,6 +32,9 @@ export class FilesystemSync {
   private closedDirty = 0;
   private running = false;
   private broken = false;
+  /** syncfs calls started, and the latest of them known to have succeeded (its number). */
+  private started = 0;
+  private covered = 0;
 
   constructor(
     private readonly root: string,
@@ -44,8 +47,18 @@ export class FilesystemSync {
     return !this.broken;
   }
 
-  noteClosedDirty(): void {
+  /**
+   * An evicted file closed with unsynced writes: the next tick syncs it. Returns a mark for
+   * `synced`: its bytes are durable once a syncfs started after this call has succeeded.
+   */
+  noteClosedDirty(): number {
     this.closedDirty++;
+    return this.started;
+  }
+
+  /** Whether a syncfs started after `mark` (from noteClosedDirty) has succeeded. */
+  synced(mark: number): boolean {
+    return this.covered > mark;
   }
 
   /** At shutdown: evicted files still waiting for their sync get it now. */
@@ -85,10 +98,12 @@ export class FilesystemSync {
 
   /** One syncfs of LOG_DIR's filesystem; never rejects: false (counted, logged) when it failed. */
   private syncfs(): Promise<boolean> {
+    const number = ++this.started;
     return new Promise((resolve) => {
       execFile('sync', ['--file-system', this.root], { timeout: SYNC_TIMEOUT_MS }, (err) => {
         if (err === null) {
           this.metrics.filesystemSyncs.inc();
+          if (number > this.covered) this.covered = number;
           return resolve(true);
         }
         this.metrics.fileErrors.inc({ operation: 'fsync' });

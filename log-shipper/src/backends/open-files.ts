@@ -73,6 +73,14 @@ interface PendingWrite {
 
 // O_NONBLOCK does nothing to a regular file; a FIFO planted as router.log fails at once
 // (ENXIO) instead of blocking the writer thread, which every app's appends wait on.
+interface KnownFile {
+  /** Its size when this shipper closed it (or checked it, at the first open). */
+  size: number;
+  /** From FilesystemSync.noteClosedDirty when it closed with writes not synced yet: once synced, its pages can go. */
+  syncMark: number;
+}
+const NOTHING_TO_DROP = -1;
+
 const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
 class AppFile {
@@ -190,7 +198,7 @@ class AppFile {
       // tail. Afterwards (the app evicted and back, a reopen, a rotation) only the file is
       // opened: two threadpool calls instead of four or more, which is what 10 000 apps
       // churning through LOG_MAX_OPEN_FILES handles pay on every write.
-      const known = this.owner.verified.get(key);
+      const known = this.owner.known.get(key);
       const first = known === undefined;
       let handle: LogFd;
       if (first) handle = await this.openChecked();
@@ -208,13 +216,15 @@ class AppFile {
           const before = (await handle.stat()).size;
           this.size = await cutTornTail(file, handle, before);
           if (this.size < before) this.owner.log.warn({ file, bytes: before - this.size }, 'log file ended in a torn line (a write cut short by a crash): cut off; its batch is resent whole');
-          this.owner.verified.set(key, this.size);
+          this.owner.known.set(key, { size: this.size, syncMark: NOTHING_TO_DROP });
         } else {
           // The size this shipper left it at: no fstat per reopen (a third of what a file
           // churning through the handle LRU cost). It may be stale (logrotate renamed the file,
           // copytruncate emptied it); it only decides when to rotate, and maybeRotate asks the
           // file before rotating.
-          this.size = known;
+          this.size = known.size;
+          // Closed before its sync (evicted), synced since: its pages can go now (page-cache.ts).
+          if (known.syncMark !== NOTHING_TO_DROP && this.owner.fsSync.synced(known.syncMark)) this.dropPages(handle, known.size);
         }
       } catch (err) {
         await handle.close().catch(() => undefined);
@@ -249,7 +259,7 @@ class AppFile {
     await this.release();
     try {
       await rotateFile(this.where.file, options.rotateKeep);
-      this.owner.verified.set(this.where.key, 0);
+      this.owner.known.set(this.where.key, { size: 0, syncMark: NOTHING_TO_DROP });
     } catch (err) {
       metrics.fileErrors.inc({ operation: 'rotate' });
       log.error({ err, file: this.where.file }, 'size rotation failed; writing on to the same file');
@@ -263,17 +273,21 @@ class AppFile {
     const handle = this.handle;
     if (handle === null) return;
     this.handle = null;
-    const { metrics, options, verified } = this.owner;
-    if (verified.has(this.where.key)) verified.set(this.where.key, this.size);
+    const { metrics, options, known } = this.owner;
+    let syncMark = NOTHING_TO_DROP;
     if (this.dirty && options.fsync === 'interval') {
       this.dirty = false;
       // An evicted file leaves its sync to the next interval tick (filesystem-sync.ts).
-      if (this.evicted && this.owner.fsSync.available) this.owner.fsSync.noteClosedDirty();
+      if (this.evicted && this.owner.fsSync.available) syncMark = this.owner.fsSync.noteClosedDirty();
       else await handle.datasync().then(
-        () => metrics.fsyncs.inc(),
+        () => {
+          metrics.fsyncs.inc();
+          this.dropPages(handle, this.size);
+        },
         () => metrics.fileErrors.inc({ operation: 'fsync' }),
       );
     }
+    if (known.has(this.where.key)) known.set(this.where.key, { size: this.size, syncMark });
     await handle.close().catch(() => metrics.fileErrors.inc({ operation: 'close' }));
     this.owner.closedOne();
   }
@@ -318,7 +332,11 @@ class AppFile {
 
   /** page-cache.ts: only while that same handle is open — a closed fd's number may be another file's by now. */
   private dropSynced(handle: LogFd | null, bytes: number): void {
-    if (handle === null || this.handle !== handle) return;
+    if (handle !== null && this.handle === handle) this.dropPages(handle, bytes);
+  }
+
+  /** `handle` is open (being opened or closed by this AppFile) and its first `bytes` are durable. */
+  private dropPages(handle: LogFd, bytes: number): void {
     if (this.owner.pageCache.dropSynced(handle.fd, bytes)) this.owner.metrics.pageCacheDrops.inc();
   }
 }
@@ -334,10 +352,10 @@ export class OpenFiles {
   /** Set at shutdown: the last closes sync at once. */
   private shuttingDown = false;
   /**
-   * App directories checked since start (where they lead, their file's torn tail), with the
-   * size this shipper last knew their file at; bounded: forgetting one only costs its checks again.
+   * App directories checked since start (where they lead, their file's torn tail), with what
+   * this shipper last knew of their file; bounded: forgetting one only costs its checks again.
    */
-  readonly verified = new LRUCache<string, number>({ max: 100_000 });
+  readonly known = new LRUCache<string, KnownFile>({ max: 100_000 });
   /** The most files ever open at once, for tests and the curious. */
   peakOpen = 0;
 
