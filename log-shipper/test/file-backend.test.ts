@@ -223,7 +223,7 @@ test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths
       // Every whole synced page goes; the page an append is filling stays (dropping it would
       // make the next append read it back from disk).
       assert.notEqual(size % 4096, 0);
-      await eventually(async () => (await resident(file)) === 4096, 5000, 20);
+      await eventually(async () => (await resident(file)) === 4096, 20_000, 20);
     }
   };
 
@@ -245,7 +245,7 @@ test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths
   t.after(() => many.close());
   const apps = Array.from({ length: 20 }, (_, i) => `app${i}`);
   await sendTo(many.port, apps, 1);
-  await eventually(async () => (await many.metric('log_shipper_filesystem_syncs_total')) >= 1, 5000, 10);
+  await eventually(async () => (await many.metric('log_shipper_filesystem_syncs_total')) >= 1, 20_000, 10);
   await expectDropped(many, apps);
 
   // Files evicted before their sync (LOG_MAX_OPEN_FILES=1, two apps in turn: every write
@@ -261,7 +261,7 @@ test('synced log data leaves the page cache (LOG_FSYNC=interval, both sync paths
     // loaded machine a tick may fall between the two and fdatasync 'even' while open: its pages
     // go then, by the other path.)
     for (const [k, app] of ['even', 'odd'].entries()) assert.equal((await churnSender.send(round * 2 + k + 1, [{ app, data: data(app, round * 2 + k) }])).status, AckStatus.OK);
-    await eventually(async () => (await syncCalls()) > before, 10_000, 5);
+    await eventually(async () => (await syncCalls()) > before, 20_000, 5);
   }
   await churnSender.close();
   const evenFile = join(churn.dir, 'even', 'router.log');
