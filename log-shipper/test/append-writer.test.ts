@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AppendError, AppendWriter, FileOpError } from '../src/backends/append-writer.js';
@@ -84,14 +84,13 @@ test('opens and closes run on the writer thread in line with the appends, and fa
   const dir = tempDir(t);
   const writer = new AppendWriter();
   t.after(() => writer.close());
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
   // Queued in one turn: the open, an append on a file already open, and a failing open travel together.
   const other = openSync(path.join(dir, 'other'), 'a');
   t.after(() => closeSync(other));
   const [fd, , missing] = await Promise.allSettled([
-    writer.openFile(path.join(dir, 'log'), flags, 0o640),
+    writer.openFile(path.join(dir, 'log')),
     writer.append(other, [Buffer.from('x\n')]),
-    writer.openFile(path.join(dir, 'no-such-dir', 'log'), flags, 0o640),
+    writer.openFile(path.join(dir, 'no-such-dir', 'log')),
   ]);
   assert.equal(fd.status, 'fulfilled');
   const opened = (fd as PromiseFulfilledResult<number>).value;

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { OP_OPEN, type AppendDone, type AppendJob } from './append-protocol.js';
+import { LOG_FILE_FLAGS, LOG_FILE_MODE, OP_OPEN, type AppendDone, type AppendJob } from './append-protocol.js';
 
 function codeOf(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -25,7 +25,7 @@ function run(job: AppendJob): AppendDone {
     const length = job.lengths[i]!;
     if (length < 0) {
       try {
-        written[i] = length === OP_OPEN ? openSync(job.paths[opened++]!, job.flags, job.mode) : (closeSync(fd), 0);
+        written[i] = length === OP_OPEN ? openSync(job.paths[opened++]!, LOG_FILE_FLAGS, LOG_FILE_MODE) : (closeSync(fd), 0);
         errors.push('');
       } catch (err) {
         written[i] = -1;

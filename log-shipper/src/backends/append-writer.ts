@@ -78,12 +78,12 @@ export class AppendWriter {
   }
 
   /**
-   * open(2) on the writer's thread, in line with the appends: no threadpool round trip, which
-   * is what a file churning through the handle LRU pays most. Resolves with the fd; rejects
-   * with a FileOpError.
+   * open(2) of a log file (append-protocol.ts: LOG_FILE_FLAGS) on the writer's thread, in line
+   * with the appends: no threadpool round trip, which is what a file churning through the
+   * handle LRU pays most. Resolves with the fd; rejects with a FileOpError.
    */
-  openFile(path: string, flags: number, mode: number): Promise<number> {
-    return this.queue(-1, OP_OPEN, NO_BUFFERS, path, flags, mode);
+  openFile(path: string): Promise<number> {
+    return this.queue(-1, OP_OPEN, NO_BUFFERS, path);
   }
 
   /** close(2) on the writer's thread, after every append queued before it. */
@@ -91,17 +91,8 @@ export class AppendWriter {
     return this.queue(fd, OP_CLOSE, NO_BUFFERS, '').then(() => undefined);
   }
 
-  private flags = 0;
-  private mode = 0;
-
-  private queue(fd: number, op: number, buffers: Buffer[], path: string, flags = 0, mode = 0): Promise<number> {
+  private queue(fd: number, op: number, buffers: Buffer[], path: string): Promise<number> {
     if (this.closed) return Promise.reject(new Error('the append writer is closed'));
-    if (op === OP_OPEN) {
-      // One flags and mode per message: the shipper opens every log file alike.
-      if (this.flags !== 0 && (this.flags !== flags || this.mode !== mode)) return Promise.reject(new Error('open flags differ from the earlier opens'));
-      this.flags = flags;
-      this.mode = mode;
-    }
     return new Promise((resolve, reject) => {
       this.queued.push({ fd, op, buffers, path, resolve, reject });
       // Appends of the whole loop turn travel together: every batch read in this poll phase,
@@ -137,7 +128,7 @@ export class AppendWriter {
         at += b.length;
       }
     }
-    const job: AppendJob = { id: this.nextId++, fds, lengths, paths, flags: this.flags, mode: this.mode, data };
+    const job: AppendJob = { id: this.nextId++, fds, lengths, paths, data };
     this.sent = batch;
     this.thread().postMessage(job, [data]);
   }

@@ -24,8 +24,8 @@ export class LogFd {
     private readonly writer: AppendWriter,
   ) {}
 
-  static async open(writer: AppendWriter, file: string, flags: number, mode: number): Promise<LogFd> {
-    return new LogFd(await writer.openFile(file, flags, mode), writer);
+  static async open(writer: AppendWriter, file: string): Promise<LogFd> {
+    return new LogFd(await writer.openFile(file), writer);
   }
 
   stat(): Promise<Stats> {

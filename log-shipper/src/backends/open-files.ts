@@ -14,7 +14,6 @@
  * - The fd bound is hard (FileSlots): retired files still writing hold their slot, and a
  *   file that needs one while all are taken makes the least recently used idle file close.
  */
-import { constants as fsConstants } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -71,8 +70,6 @@ interface PendingWrite {
   batch: BatchCompletion;
 }
 
-// O_NONBLOCK does nothing to a regular file; a FIFO planted as router.log fails at once
-// (ENXIO) instead of blocking the writer thread, which every app's appends wait on.
 interface KnownFile {
   /** Its size when this shipper closed it (or checked it, at the first open). */
   size: number;
@@ -80,8 +77,6 @@ interface KnownFile {
   syncMark: number;
 }
 const NOTHING_TO_DROP = -1;
-
-const OPEN_FLAGS = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
 
 class AppFile {
   handle: LogFd | null = null;
@@ -204,7 +199,7 @@ class AppFile {
       if (first) handle = await this.openChecked();
       else {
         try {
-          handle = await LogFd.open(this.owner.writer, file, OPEN_FLAGS, 0o640);
+          handle = await LogFd.open(this.owner.writer, file);
         } catch (err) {
           // The directory went away (an operator's cleanup): make it again, checked.
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -248,7 +243,7 @@ class AppFile {
     // shipper's own directory; the file itself is always opened with O_NOFOLLOW.
     const real = await realpath(dir);
     if (real !== path.join(this.owner.options.realRoot, key)) throw new Error(`${dir} resolves to ${real}, outside LOG_DIR: refusing to write there`);
-    return LogFd.open(this.owner.writer, file, OPEN_FLAGS, 0o640);
+    return LogFd.open(this.owner.writer, file);
   }
 
   private async maybeRotate(incoming: number): Promise<void> {
