@@ -21,10 +21,9 @@ import { latencyOf, type Latency } from './load.js';
 import type { Container, Platform } from './platform.js';
 import { HOST, sleep } from './processes.js';
 import type { Progress } from './progress.js';
-import { PROP_APP } from './propagation.js';
+import { CHANGE_TIMEOUT_MS, PROP_APP } from './propagation.js';
 
 const PROBES = 4;
-const CHANGE_TIMEOUT_MS = 2_000;
 
 export interface Background {
   /** A pool to the router, and the Host of another app (on other containers). */

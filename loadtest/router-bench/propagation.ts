@@ -13,7 +13,7 @@ import type { Progress } from './progress.js';
 export const PROP_APP = 'prop';
 const POLLERS = 4;
 /** A change not seen by every poller within this is counted as not propagated. */
-const CHANGE_TIMEOUT_MS = 2_000;
+export const CHANGE_TIMEOUT_MS = 2_000;
 
 export interface PropagationResult {
   changes: number;
