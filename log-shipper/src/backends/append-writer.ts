@@ -15,7 +15,7 @@
  * are rare, and an fsync must not hold up appends to other files.
  *
  * An append queued after a close of its fd fails (EBADF) or, worse, lands in whatever file
- * took the number: callers close a file only once its queue is idle (open-files.ts).
+ * took the number: callers close a file only once its queue is idle (app-file.ts).
  */
 import { Worker } from 'node:worker_threads';
 import { OP_CLOSE, OP_OPEN, type AppendDone, type AppendJob } from './append-protocol.js';

@@ -3,7 +3,7 @@
  * end in half a line. Its batch was never acknowledged, so the router sends it again, whole:
  * the half line would stay in the file as garbage before the resent copy. Cut it off before
  * the first append of this process — our own failed writes are cut back where they fail
- * (open-files.ts), so only a file's first open needs the check.
+ * (app-file.ts), so only a file's first open needs the check.
  */
 import { open } from 'node:fs/promises';
 import { MAX_LINE_BYTES } from '../../../proto/log-batch.js';
