@@ -15,6 +15,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
+import { H1Listener } from './h1-listener.js';
 import { attachHttp2, type H2Listener } from './h2-listener.js';
 import type { RouterMetrics } from './metrics.js';
 import type { RouteLookup } from './routing/route-lookup.js';
@@ -72,7 +73,8 @@ export function createSharedProxyState(config: RouterConfig, metrics: RouterMetr
 }
 
 export interface RouterServer {
-  server: http.Server | https.Server;
+  /** The listening server: the https.Server, node:http's server, or the HTTP/1.1 fast path's net.Server. */
+  server: net.Server;
   /** Resolves with the bound port (useful with port 0), which also becomes X-Forwarded-Port. */
   listen(host: string, port: number): Promise<number>;
   /**
@@ -179,6 +181,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => onClientError(ctx, err, socket));
+  // Plain HTTP only: on the TLS listener the handshake is the cost, and h2 takes its own path.
+  const h1 = tlsServer === null && config.http1FastPath ? new H1Listener(ctx, server) : null;
+  const listening: net.Server = h1?.server ?? server;
 
   const sweep = setInterval(() => sweepIdle(ctx, performance.now()), clamp(config.idleTimeoutMs / 4, 25, 1000));
   sweep.unref();
@@ -191,7 +196,7 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     // once, racing a request the client may be sending on one, which then fails. Idle
     // sockets are left to the keep-alive timeout, which clients such as undici anticipate;
     // a request that still arrives on one is answered, with Connection: close.
-    closedPromise ??= new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve())).then(() => {
+    closedPromise ??= new Promise<void>((resolve) => net.Server.prototype.close.call(listening, () => resolve())).then(() => {
       allConnectionsGone = true;
     });
     return closedPromise;
@@ -200,28 +205,31 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const endEverything = async (closed: Promise<void>, goodbyeMs: number): Promise<void> => {
     for (const ex of [...ctx.exchanges]) ex.shutdown();
     for (const t of [...ctx.tunnels]) t.shutdown(goodbyeMs);
+    h1?.closeIdle();
     server.closeIdleConnections();
     // HTTP/2 sessions close themselves once their last stream (a 503 just written) is flushed.
     h2?.goaway();
     await Promise.race([closed, sleep(FLUSH_GRACE_MS)]);
+    h1?.closeAll();
     server.closeAllConnections();
     h2?.destroy();
+    h1?.stop();
     // WebSockets told to go away close themselves once their client answers (or are cut at goodbyeMs).
     const until = performance.now() + goodbyeMs + FLUSH_GRACE_MS;
     while (ctx.tunnels.size > 0 && performance.now() < until) await sleep(20);
   };
 
   return {
-    server,
+    server: listening,
     async listen(host, port) {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
+        listening.once('error', reject);
+        listening.listen(port, host, () => {
+          listening.off('error', reject);
           resolve();
         });
       });
-      const bound = (server.address() as AddressInfo).port;
+      const bound = (listening.address() as AddressInfo).port;
       ctx.forwarding.port = String(bound);
       return bound;
     },

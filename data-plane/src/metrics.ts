@@ -158,6 +158,13 @@ export class RouterMetrics {
     registers: [this.registry],
   });
 
+  readonly http1Handovers = new Counter({
+    name: 'router_http1_handovers_total',
+    help: 'Plain-HTTP connections the router\'s own HTTP/1.1 path handed to node:http, by the request that did not fit: body (an upload), upgrade (WebSocket), expect (100-continue), version (not HTTP/1.1), malformed (a parse error, answered 400/431 by node:http).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly h2Sessions = new Gauge({
     name: 'router_h2_sessions_open',
     help: 'HTTP/2 connections (sessions) open on the HTTPS listener.',

@@ -2,17 +2,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { hostRecord, rawExchange, startRouter, startUpstream, sleep, type Harness, type Upstream } from './proxy-harness.test.js';
+import { countingHandler, hostRecord, rawExchange, startRouter, startUpstream, sleep, type Harness, type Upstream } from './proxy-harness.test.js';
 
 let h: Harness;
 let up: Upstream;
 
 before(async () => {
-  up = await startUpstream('c1', (req, res) => {
-    let bytes = 0;
-    req.on('data', (c: Buffer) => (bytes += c.length));
-    req.on('end', () => res.end(`c1 ${req.method} ${req.url} ${bytes}`));
-  });
+  up = await startUpstream('c1', countingHandler('c1'));
   h = await startRouter({ ROUTER_HEADERS_TIMEOUT: '500', ROUTER_KEEPALIVE_TIMEOUT: '1500' });
   h.routes.set('app.localhost', hostRecord('app', [up.container]));
 });

@@ -125,6 +125,17 @@ export function rawExchange(port: number, raw: string | Buffer, waitMs = 2000): 
   });
 }
 
+/** Reads the whole body, then answers `<id> <method> <url> <body bytes>`; `special` may answer first. */
+export function countingHandler(id: string, special?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): http.RequestListener {
+  return (req, res) => {
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      if (special?.(req, res) !== true) res.end(`${id} ${req.method} ${req.url} ${bytes}`);
+    });
+  };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until true or `timeoutMs`; returns whether it became true. */

@@ -1,0 +1,193 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { Client } from 'undici';
+import { countingHandler, hostRecord, startRouter, startUpstream, until, type Harness, type Upstream } from './proxy-harness.test.js';
+
+let h: Harness;
+let up: Upstream;
+
+before(async () => {
+  up = await startUpstream(
+    'c1',
+    countingHandler('c1', (req, res) => {
+      if (req.url === '/chunked') {
+        // No Content-Length: node:http sends it chunked, the router must frame it again for its client.
+        res.write('a');
+        setTimeout(() => {
+          res.write('bb');
+          res.end('ccc');
+        }, 5);
+        return true;
+      }
+      if (req.url === '/empty') {
+        res.statusCode = 204;
+        res.end();
+        return true;
+      }
+      return false;
+    }),
+  );
+  h = await startRouter({ ROUTER_HEADERS_TIMEOUT: '1000', ROUTER_KEEPALIVE_TIMEOUT: '3000' });
+  h.routes.set('app.localhost', hostRecord('app', [up.container]));
+});
+after(async () => {
+  await h.close();
+  await up.close();
+});
+
+async function handovers(reason: string): Promise<number> {
+  const metric = await h.metrics.http1Handovers.get();
+  return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+/** A raw connection reading responses one at a time: each is complete when `done(text)` says so. */
+class Conn {
+  readonly socket: net.Socket;
+  private data = '';
+  closed = false;
+
+  constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.on('data', (c: Buffer) => (this.data += c.toString('latin1')));
+    this.socket.on('close', () => (this.closed = true));
+    this.socket.on('error', () => undefined);
+  }
+
+  async exchange(raw: string, done: (text: string) => boolean): Promise<string> {
+    this.data = '';
+    this.socket.write(raw);
+    assert.ok(await until(() => done(this.data) || this.closed, 3000), `no complete answer to ${JSON.stringify(raw.slice(0, 40))}: ${JSON.stringify(this.data)}`);
+    return this.data;
+  }
+}
+
+test('keep-alive requests on one connection are served by the router\'s HTTP/1.1 path, with node:http\'s response framing', async () => {
+  const before = { body: await handovers('body'), malformed: await handovers('malformed') };
+  const conn = new Conn(h.port);
+  for (let i = 0; i < 3; i++) {
+    const text = await conn.exchange(`GET /n${i} HTTP/1.1\r\nHost: app.localhost\r\n\r\n`, (t) => t.endsWith(`c1 GET /n${i} 0`));
+    const [head] = text.split('\r\n\r\n');
+    assert.match(head!, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head!, /\r\ncontent-length: \d+/i);
+    assert.match(head!, /\r\ndate: \w{3}, \d\d \w{3} \d{4} /i);
+    assert.match(head!, /\r\nconnection: keep-alive\r\nkeep-alive: timeout=3(\r\n|$)/i);
+    assert.match(head!, /\r\nx-request-id: [A-Za-z0-9+/=-]{20,200}\r\n/);
+    assert.match(head!, /\r\nvia: 1\.1 platform-router\r\n/);
+    assert.doesNotMatch(head!, /transfer-encoding/i);
+  }
+  assert.equal(conn.closed, false);
+  conn.socket.destroy();
+  assert.equal(await handovers('body'), before.body);
+  assert.equal(await handovers('malformed'), before.malformed);
+  assert.equal(h.lines.filter((l) => l.path.startsWith('/n') && l.status === 200 && l.protocol === 'http/1.1').length, 3);
+});
+
+test('pipelined HEAD, re-chunked, 204 and plain answers come back in order and correctly framed on one connection', async () => {
+  const client = new Client(`http://127.0.0.1:${h.port}`, { pipelining: 4 });
+  try {
+    const ask = async (method: 'GET' | 'HEAD', path: string): Promise<[number, string, http.IncomingHttpHeaders]> => {
+      const res = await client.request({ method, path, headers: { host: 'app.localhost' } });
+      return [res.statusCode, await res.body.text(), res.headers as http.IncomingHttpHeaders];
+    };
+    const [head, chunked, empty, plain] = await Promise.all([ask('HEAD', '/h'), ask('GET', '/chunked'), ask('GET', '/empty'), ask('GET', '/p')]);
+    assert.equal(head[0], 200);
+    assert.equal(head[1], '');
+    assert.deepEqual(chunked.slice(0, 2), [200, 'abbccc']);
+    assert.equal(chunked[2]['transfer-encoding'], 'chunked');
+    assert.deepEqual(empty.slice(0, 2), [204, '']);
+    assert.deepEqual(plain.slice(0, 2), [200, 'c1 GET /p 0']);
+  } finally {
+    await client.close();
+  }
+});
+
+test('a connection goes to node:http at the first request with a body, and keeps working there', async () => {
+  const bodyBefore = await handovers('body');
+  const conn = new Conn(h.port);
+  await conn.exchange('GET /first HTTP/1.1\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /first 0'));
+  const post = await conn.exchange('POST /upload HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\n\r\nhello', (t) => t.endsWith('c1 POST /upload 5'));
+  assert.match(post, /^HTTP\/1\.1 200 OK\r\n/);
+  const chunkedUpload = await conn.exchange('PUT /c HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', (t) => t.endsWith('c1 PUT /c 3'));
+  assert.match(chunkedUpload, /^HTTP\/1\.1 200 OK\r\n/);
+  await conn.exchange('GET /after HTTP/1.1\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /after 0'));
+  assert.equal(conn.closed, false);
+  conn.socket.destroy();
+  assert.equal(await handovers('body'), bodyBefore + 1, 'handed over once, at the POST');
+});
+
+test('Expect: 100-continue and HTTP/1.0 go to node:http, which answers them as before', async () => {
+  const expectBefore = await handovers('expect');
+  const versionBefore = await handovers('version');
+  const conn = new Conn(h.port);
+  const cont = await conn.exchange('POST /e HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n', (t) => t.includes('100 Continue'));
+  assert.match(cont, /^HTTP\/1\.1 100 Continue\r\n/);
+  const answer = await conn.exchange('ok', (t) => t.endsWith('c1 POST /e 2'));
+  assert.match(answer, /HTTP\/1\.1 200 OK/);
+  conn.socket.destroy();
+  const old = await new Conn(h.port).exchange('GET /ten HTTP/1.0\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /ten 0'));
+  assert.match(old, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.equal(await handovers('expect'), expectBefore + 1);
+  assert.equal(await handovers('version'), versionBefore + 1);
+});
+
+test('a malformed request after a good one is answered 400 by node:http, with the router\'s page', async () => {
+  const before = await handovers('malformed');
+  const conn = new Conn(h.port);
+  await conn.exchange('GET /ok HTTP/1.1\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /ok 0'));
+  const bad = await conn.exchange('GET /x HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', () => false);
+  assert.match(bad, /^HTTP\/1\.1 400 /);
+  assert.match(bad, /BAD_REQUEST/);
+  assert.ok(conn.closed);
+  assert.equal(await handovers('malformed'), before + 1);
+  assert.equal(up.hits > 0, true);
+});
+
+test('a client that half-closes after its request still gets the whole response', async () => {
+  const text = await new Promise<string>((resolve) => {
+    let data = '';
+    const socket = net.connect(h.port, '127.0.0.1', () => socket.end('GET /fin HTTP/1.1\r\nHost: app.localhost\r\n\r\n'));
+    socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(data));
+  });
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.ok(text.endsWith('c1 GET /fin 0'));
+});
+
+test('Connection: close from the client: answered with Connection: close, then closed', async () => {
+  const conn = new Conn(h.port);
+  const text = await conn.exchange('GET /bye HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n', () => false);
+  assert.ok(conn.closed);
+  assert.match(text, /\r\nconnection: close\r\n/i);
+  assert.doesNotMatch(text, /keep-alive/i);
+  assert.ok(text.endsWith('c1 GET /bye 0'));
+});
+
+test('1 500 requests pipelined in one write (past the held-bytes bound) are all answered, in order', async () => {
+  const n = 1500;
+  let raw = '';
+  for (let i = 0; i < n; i++) raw += `GET /p${i} HTTP/1.1\r\nHost: app.localhost\r\nX-Pad: ${'p'.repeat(20)}\r\n\r\n`;
+  assert.ok(raw.length > 64 * 1024);
+  const conn = new Conn(h.port);
+  const text = await conn.exchange(raw, (t) => t.endsWith(`c1 GET /p${n - 1} 0`));
+  const bodies = [...text.matchAll(/c1 GET \/p(\d+) 0/g)].map((m) => Number(m[1]));
+  assert.equal(bodies.length, n);
+  assert.ok(bodies.every((v, i) => v === i), 'in order');
+  conn.socket.destroy();
+});
+
+test('ROUTER_HTTP1_FAST_PATH=false: node:http serves every request', async () => {
+  const plain = await startRouter({ ROUTER_HTTP1_FAST_PATH: 'false' });
+  try {
+    plain.routes.set('app.localhost', hostRecord('app', [up.container]));
+    assert.ok(plain.router.server instanceof http.Server);
+    assert.ok(!(h.router.server instanceof http.Server), 'the default listener is the fast path\'s net.Server');
+    const text = await new Conn(plain.port).exchange('GET /node HTTP/1.1\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /node 0'));
+    // node:http's own casing.
+    assert.match(text, /\r\nConnection: keep-alive\r\nKeep-Alive: timeout=75\r\n/);
+  } finally {
+    await plain.close();
+  }
+});
