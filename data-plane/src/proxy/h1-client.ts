@@ -34,6 +34,8 @@ type Listener = (this: H1Client) => void;
 /** node:http's check on header values (`checkInvalidHeaderChar`). */
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const CHUNKED_END = '0\r\n\r\n';
+/** Up to this size a first body chunk is copied behind the head; larger ones go out corked. Head values are latin1 (checked), so the head's length is its byte length. */
+const MERGE_MAX = 16 * 1024;
 
 let dateMs = 0;
 let dateLine = '';
@@ -129,6 +131,15 @@ export class H1Client implements ClientRequest, ClientResponse {
     if (this.noBody || this.ended || chunk.length === 0) return !socket.writableNeedDrain;
     const head = this.head;
     if (head === null && !this.chunked) return socket.write(chunk);
+    if (head !== null && !this.chunked && chunk.length <= MERGE_MAX) {
+      // The usual small answer: head and body copied into one buffer, one plain write
+      // (a corked pair goes through the stream's buffering and a writev).
+      this.head = null;
+      const out = Buffer.allocUnsafe(head.length + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      return socket.write(out);
+    }
     socket.cork();
     if (head !== null) {
       this.head = null;
