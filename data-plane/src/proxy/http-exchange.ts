@@ -112,7 +112,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
   start(record: HostRecord): void {
     const ctx = this.ctx;
     this.admitted = true;
-    ctx.requestMetrics.inflight(this.appLabel).inc();
+    ctx.requestMetrics.inflight(this.appLabel).n++;
     ctx.exchanges.add(this);
     const res = this.res as TaggedResponse;
     res[kExchange] = this;
@@ -316,7 +316,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, LiveExchange {
     const ctx = this.ctx;
     if (this.admitted) {
       ctx.backlog.leave(this.app);
-      ctx.requestMetrics.inflight(this.appLabel).dec();
+      ctx.requestMetrics.inflight(this.appLabel).n--;
       ctx.exchanges.delete(this);
     }
     ctx.requestMetrics.count(this.appLabel, status, code);

@@ -1,9 +1,9 @@
 /**
- * Cached metric children for the per-request metrics. prom-client hashes a label set on
- * every `inc({...})`; looking the child up once per (app, code) keeps that off the hot path.
- * The maps are bounded by RouterMetrics.appLabel's budget times the handful of codes.
+ * The per-request metrics, as cells (hot-metrics.ts): a request adds to numbers in cells
+ * looked up once per (app, code, class), and prom-client sees the totals when /metrics is
+ * read. The maps are bounded by RouterMetrics.appLabel's budget times the handful of codes.
  */
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import { CounterCells, GaugeCells, type CounterCell, type GaugeCell, type HistogramCell } from '../hot-metrics.js';
 import type { RouterMetrics } from '../metrics.js';
 
 const CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -14,21 +14,26 @@ function classIndex(status: number): number {
 }
 
 export class RequestMetrics {
-  private readonly requests = new Map<string, Map<string, Array<Counter.Internal | undefined>>>();
-  private readonly seconds: Array<Histogram.Internal<'class'>>;
-  private readonly inflightByLabel = new Map<string, Gauge.Internal<'app'>>();
-  private readonly http1: Counter.Internal;
-  private readonly h2: Counter.Internal;
+  private readonly requests = new Map<string, Map<string, Array<CounterCell | undefined>>>();
+  private readonly requestCells: CounterCells<'app' | 'class' | 'code'>;
+  private readonly seconds: HistogramCell[];
+  private readonly inflightByLabel = new Map<string, GaugeCell>();
+  private readonly inflightCells: GaugeCells<'app'>;
+  private readonly http1: CounterCell;
+  private readonly h2: CounterCell;
 
   constructor(readonly metrics: RouterMetrics) {
-    this.seconds = CLASSES.map((c) => metrics.requestSeconds.labels(c));
-    this.http1 = metrics.requestsByProtocol.labels('http/1.1');
-    this.h2 = metrics.requestsByProtocol.labels('h2');
+    this.requestCells = new CounterCells(metrics.requests);
+    this.inflightCells = new GaugeCells(metrics.inflight);
+    this.seconds = CLASSES.map((c) => metrics.requestSeconds.cell(c));
+    const byProtocol = new CounterCells(metrics.requestsByProtocol);
+    this.http1 = byProtocol.cell('http/1.1');
+    this.h2 = byProtocol.cell('h2');
   }
 
   /** One answered HTTP request, by the client's protocol. */
   protocol(h2: boolean): void {
-    (h2 ? this.h2 : this.http1).inc();
+    (h2 ? this.h2 : this.http1).n++;
   }
 
   /** One answered request (`appLabel` from RouterMetrics.appLabel, or '-' when no app). */
@@ -38,9 +43,9 @@ export class RequestMetrics {
     let byClass = byCode.get(code);
     if (byClass === undefined) byCode.set(code, (byClass = []));
     const idx = classIndex(status);
-    let child = byClass[idx];
-    if (child === undefined) byClass[idx] = child = this.metrics.requests.labels(appLabel, CLASSES[idx]!, code);
-    child.inc();
+    let cell = byClass[idx];
+    if (cell === undefined) byClass[idx] = cell = this.requestCells.cell(appLabel, CLASSES[idx]!, code);
+    cell.n++;
   }
 
   /** Time from the request reaching the router to its response headers. */
@@ -48,9 +53,10 @@ export class RequestMetrics {
     this.seconds[classIndex(status)]!.observe(seconds);
   }
 
-  inflight(appLabel: string): Gauge.Internal<'app'> {
-    let child = this.inflightByLabel.get(appLabel);
-    if (child === undefined) this.inflightByLabel.set(appLabel, (child = this.metrics.inflight.labels(appLabel)));
-    return child;
+  /** The app's in-flight count: `n++` when a request is admitted, `n--` when it ends. */
+  inflight(appLabel: string): GaugeCell {
+    let cell = this.inflightByLabel.get(appLabel);
+    if (cell === undefined) this.inflightByLabel.set(appLabel, (cell = this.inflightCells.cell(appLabel)));
+    return cell;
   }
 }
