@@ -56,8 +56,6 @@ const kConnection = Symbol('h1Connection');
 const STOP_AFTER_HEAD = 2;
 /** A pipelining client's bytes held while a response is in progress; beyond it the socket is paused. */
 const PENDING_MAX = 64 * 1024;
-/** node:http's cap on header lines kept (`maxHeadersCount` default). */
-const MAX_HEADER_ENTRIES = 4000;
 
 /** Why a connection went to node:http (router_http1_handovers_total's label). */
 type Handover = 'body' | 'upgrade' | 'expect' | 'version' | 'malformed';
@@ -78,7 +76,9 @@ interface TaggedSocket extends Socket {
 function onParserHeaders(this: HttpParser, headers: string[], url: string): void {
   const c = this[kConnection];
   if (c === undefined) return;
-  if (c.headers.length < MAX_HEADER_ENTRIES) c.headers.push(...headers);
+  // Every line is kept (the 16 KiB head limit bounds them): a Content-Length past a cap would
+  // go unseen, the head served here and its body parsed as the next request.
+  for (let i = 0; i < headers.length; i++) c.headers.push(headers[i]!);
   c.url += url;
 }
 
@@ -151,7 +151,10 @@ function onSocketClose(this: TaggedSocket): void {
 }
 
 function onSocketDrain(this: TaggedSocket): void {
-  const client = this[kConnection]?.client;
+  const c = this[kConnection];
+  if (c === undefined) return;
+  if (c.awaitingDrain) return c.drained();
+  const client = c.client;
   client?.drainListener?.call(client);
 }
 
@@ -170,6 +173,8 @@ class H1Connection implements H1Owner {
   /** The chunks of the head in progress, from its first byte: what node:http re-parses on a handover. */
   private since: Buffer[] = [];
   private pending: Buffer | null = null;
+  /** A response done while the socket's buffer is full: nothing more is read or served until it drains. */
+  awaitingDrain = false;
   private ended = false;
   private paused = false;
   headers: string[] = [];
@@ -249,12 +254,33 @@ class H1Connection implements H1Owner {
     }
     this.first = false;
     this.stamp = performance.now();
+    if (this.socket.writableNeedDrain) {
+      // A client pipelining without reading: as node:http does, stop reading until it does,
+      // or every answer would pile up in this process.
+      this.awaitingDrain = true;
+      if (!this.paused) {
+        this.paused = true;
+        this.socket.pause();
+      }
+      return;
+    }
     if (this.pending !== null) {
       // Stays BUSY until then: the next request starts after this one's access line, not inside its completion.
       process.nextTick(feedPending, this);
       return;
     }
     this.state = IDLE;
+  }
+
+  drained(): void {
+    this.awaitingDrain = false;
+    if (this.state !== BUSY || this.client !== null) return;
+    if (this.pending !== null) return this.feedPending();
+    this.state = IDLE;
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
   }
 
   feedPending(): void {

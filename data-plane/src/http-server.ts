@@ -177,6 +177,10 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   const h2 = tlsServer?.h2 ?? null;
   // Node's default (5 s) makes clients and load balancers reconnect (a full TLS handshake) after any short pause.
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  // Every header line is kept (node:http's default drops those past 2000): the proxy forwards
+  // what it was sent, and a Content-Length past the cap would otherwise be unseen and the
+  // body dropped. The 16 KiB head limit still bounds them.
+  server.maxHeadersCount = 0;
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, false));
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
