@@ -334,9 +334,14 @@ export async function cpuMs(pids: number[]): Promise<{ user: number; sys: number
 
 /** The minimal Node proxy (node-floor.ts) in `workers` cluster workers, in front of `upstreams`. */
 export async function startNodeFloor(runDir: string, upstreams: number[], workers: number): Promise<{ child: Child; port: number }> {
-  const entry = sourcePath(import.meta.url, '..', '..', 'dist', 'loadtest', 'router-bench', 'node-floor.js');
+  return startFloor('node floor', 'node-floor.js', {}, runDir, upstreams, workers);
+}
+
+/** One of the floor proxies of loadtest/router-bench (`file`), in `workers` cluster workers. */
+export async function startFloor(name: string, file: string, env: Record<string, string>, runDir: string, upstreams: number[], workers: number): Promise<{ child: Child; port: number }> {
+  const entry = sourcePath(import.meta.url, '..', '..', 'dist', 'loadtest', 'router-bench', file);
   const port = await freePort();
-  const child = spawnLogged('node floor', process.execPath, [entry], { ...process.env, FLOOR_PORT: String(port), FLOOR_UPSTREAMS: upstreams.join(','), FLOOR_WORKERS: String(workers) }, path.join(runDir, 'node-floor.log'));
-  await waitUntil('the Node floor proxy listening', () => canConnect(port), 10_000, child);
+  const child = spawnLogged(name, process.execPath, [entry], { ...process.env, ...env, FLOOR_PORT: String(port), FLOOR_UPSTREAMS: upstreams.join(','), FLOOR_WORKERS: String(workers) }, path.join(runDir, `${name.replace(/\W+/g, '-')}.log`));
+  await waitUntil(`the ${name} proxy listening`, () => canConnect(port), 10_000, child);
   return { child, port };
 }
