@@ -1,6 +1,7 @@
 /**
- * The plain HTTP/1.1 listener's own request path: a net.Server whose connections are parsed
- * by Node's HTTP parser (llhttp, the one node:http uses, strict) and whose requests go to the
+ * The router's own HTTP/1.1 request path, for the plain listener (a net.Server of its own,
+ * plainListener) and for the TLS listener's HTTP/1.1 connections after their handshake
+ * (adopt): connections parsed by Node's HTTP parser (llhttp, the one node:http uses, strict) and whose requests go to the
  * proxy as H1Client objects (proxy/h1-client.ts), without node:http's IncomingMessage,
  * ServerResponse and stream machinery around every request. Measured on this machine, that
  * machinery is most of what a Node proxy costs beyond its syscalls (docs/BENCHMARKS.md).
@@ -9,7 +10,8 @@
  * hands anything else to node:http with the connection: the request that does not fit, a
  * parse error (node:http meets the same error and answers it as it always did: 400, 431,
  * through 'clientError'), an HTTP/1.0 client. The handed-over connection is node:http's from
- * then on (`emit('connection')` on an http.Server that never listens, then the bytes of
+ * then on (plain: `emit('connection')` on an http.Server that never listens; TLS: the
+ * https.Server's own connection listener; then the bytes of
  * that request, re-parsed from its first byte), with all its hardening: WebSocket upgrades,
  * `100-continue`, streamed uploads, smuggling checks, timeouts.
  *
@@ -301,7 +303,7 @@ class H1Connection implements H1Owner {
     const bytes = this.since.length === 1 ? this.since[0]! : Buffer.concat(this.since);
     this.detach();
     const socket = this.socket;
-    this.listener.http.emit('connection', socket);
+    this.listener.handOff(socket);
     socket.emit('data', bytes);
   }
 
@@ -361,31 +363,29 @@ class H1Connection implements H1Owner {
 }
 
 export class H1Listener {
-  /** The listening server; its connections start here. */
-  readonly server: net.Server;
   readonly connections = new Set<H1Connection>();
   readonly keepAliveLines: string;
   readonly headersTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   private readonly timer: NodeJS.Timeout;
 
-  /** `http`: the node:http server (never listening) that takes handed-over connections. */
+  /** `handOff`: gives node:http a connection this path does not serve (the bytes of its request follow as a 'data' event). */
   constructor(
     readonly ctx: ProxyContext,
-    readonly http: http.Server,
+    readonly handOff: (socket: Socket) => void,
   ) {
     const { config } = ctx;
     this.headersTimeoutMs = config.headersTimeoutMs;
     this.keepAliveTimeoutMs = config.keepAliveTimeoutMs;
     this.keepAliveLines = `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(config.keepAliveTimeoutMs / 1000)}\r\n`;
-    // node:http starts tracking its connections (headersTimeout, closeIdleConnections) when it listens; this one never does.
-    http.emit('listening');
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
-      this.connections.add(new H1Connection(this, socket, performance.now()));
-    });
     const period = Math.min(1000, Math.max(50, Math.floor(Math.min(config.headersTimeoutMs, config.keepAliveTimeoutMs) / 4)));
     this.timer = setInterval(() => this.sweep(), period);
     this.timer.unref();
+  }
+
+  /** A new connection (TCP, or TLS after its handshake chose HTTP/1.1) starts here. */
+  adopt(socket: Socket): void {
+    this.connections.add(new H1Connection(this, socket, performance.now()));
   }
 
   private sweep(): void {
@@ -402,9 +402,19 @@ export class H1Listener {
     for (const c of this.connections) c.socket.destroy();
   }
 
-  /** Stops the sweeps (this one's and node:http's connection checks). */
   stop(): void {
     clearInterval(this.timer);
-    this.http.close();
   }
+}
+
+/**
+ * The plain listener: a net.Server whose connections start on this path, `http` (node:http,
+ * never listening) taking the ones handed over.
+ */
+export function plainListener(ctx: ProxyContext, http: http.Server): { server: net.Server; h1: H1Listener } {
+  // node:http starts tracking its connections (headersTimeout, closeIdleConnections) when it listens; this one never does.
+  http.emit('listening');
+  const h1 = new H1Listener(ctx, (socket) => http.emit('connection', socket));
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => h1.adopt(socket));
+  return { server, h1 };
 }

@@ -6,8 +6,9 @@
  * (headersTimeout, 'upgrade' for WebSockets, 'checkContinue', 'clientError',
  * closeIdleConnections/closeAllConnections). Only the step after the handshake changes: a
  * socket whose ALPN is `h2` goes to an http2.Server that never listens
- * (`emit('connection', socket)`), every other one to node:http's own connection listener, as
- * before. Each stream becomes an H2Client handed to the same proxyRequest as HTTP/1.1.
+ * (`emit('connection', socket)`), every other one to the router's HTTP/1.1 path
+ * (h1-listener.ts), which hands what it does not serve to node:http's own listener. Each
+ * stream becomes an H2Client handed to the same proxyRequest as HTTP/1.1.
  *
  * Not http2.createSecureServer({ allowHTTP1: true }): on Node 20 its HTTP/1.1 side ignores
  * headersTimeout, requestTimeout and connectionsCheckingInterval given as options (fixed at
@@ -41,6 +42,8 @@ const MAX_SESSION_MEMORY_MB = 10;
 const CONNECTION_WINDOW = 1024 * 1024;
 
 export interface H2Listener {
+  /** A TLS socket whose ALPN is h2, right after its handshake. */
+  accept(socket: TLSSocket): void;
   /** GOAWAY to every session (and to those that start from now on): open streams finish, no new ones. */
   goaway(): void;
   /** Ends every session now. */
@@ -48,14 +51,24 @@ export interface H2Listener {
 }
 
 /**
- * Makes `server` (an https.Server offering ALPN h2) hand h2 connections to HTTP/2. Must run
- * before any other 'secureConnection' listener is added: it takes node:http's one over.
+ * Takes node:http's own 'secureConnection' listener off `server` (an https.Server) and
+ * returns it bound to the server: the step after the handshake becomes the caller's, which
+ * gives each socket to HTTP/2, to the router's HTTP/1.1 path or back to node:http. Must run
+ * before any other 'secureConnection' listener is added.
  */
-export function attachHttp2(server: http.Server, ctx: ProxyContext, log: Logger): H2Listener {
+export function takeSecureConnection(server: http.Server): (socket: TLSSocket) => void {
   const listeners = server.listeners('secureConnection');
   const http1 = listeners[0];
-  if (listeners.length !== 1 || typeof http1 !== 'function') throw new Error('attachHttp2: expected node:https\' own connection listener alone');
+  if (listeners.length !== 1 || typeof http1 !== 'function') throw new Error('takeSecureConnection: expected node:https\' own connection listener alone');
   server.removeListener('secureConnection', http1 as (...args: unknown[]) => void);
+  return (socket) => void http1.call(server, socket);
+}
+
+/**
+ * HTTP/2 for `server` (an https.Server offering ALPN h2): `accept` takes the sockets whose
+ * ALPN is h2 (the caller's 'secureConnection' step, see takeSecureConnection).
+ */
+export function attachHttp2(server: http.Server, ctx: ProxyContext, log: Logger): H2Listener {
 
   const { config, metrics } = ctx;
   const h2 = http2.createServer({
@@ -66,15 +79,6 @@ export function attachHttp2(server: http.Server, ctx: ProxyContext, log: Logger)
   /** The socket being handed over: node:http2 creates its session synchronously within emit('connection'). */
   let accepting: TLSSocket | null = null;
 
-  server.on('secureConnection', function dispatch(this: http.Server, socket: TLSSocket) {
-    if (socket.alpnProtocol !== 'h2') return void http1.call(this, socket);
-    accepting = socket;
-    try {
-      h2.emit('connection', socket);
-    } finally {
-      accepting = null;
-    }
-  });
 
   function onSessionClose(this: ServerHttp2Session): void {
     if (sessions.delete(this)) metrics.h2Sessions.dec();
@@ -114,6 +118,14 @@ export function attachHttp2(server: http.Server, ctx: ProxyContext, log: Logger)
   h2.on('sessionError', (err: Error) => log.debug({ err: err.message }, 'HTTP/2 session error'));
 
   return {
+    accept(socket) {
+      accepting = socket;
+      try {
+        h2.emit('connection', socket);
+      } finally {
+        accepting = null;
+      }
+    },
     goaway() {
       for (const session of sessions) session.close();
     },

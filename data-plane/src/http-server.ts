@@ -1,7 +1,9 @@
 /**
  * The router's public listeners, plain HTTP/1.1 and HTTPS (HTTP/1.1 and, by ALPN, HTTP/2:
  * h2-listener.ts): every request and Upgrade is proxied to a container of the app its Host
- * names (proxy/), or answered by the router itself with a stable error code.
+ * names (proxy/), or answered by the router itself with a stable error code. HTTP/1.1
+ * requests without a body take the router's own path (h1-listener.ts); node:http serves the
+ * connections it hands over, with the options below.
  *
  * Timeouts: `headersTimeout` closes slowloris clients (Node checks it every
  * `connectionsCheckingInterval`); `requestTimeout` is off, so a long upload is never cut
@@ -15,8 +17,8 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AcmeResponder } from './acme/acme-responder.js';
 import type { RouterConfig } from './config.js';
-import { H1Listener } from './h1-listener.js';
-import { attachHttp2, type H2Listener } from './h2-listener.js';
+import { H1Listener, plainListener } from './h1-listener.js';
+import { attachHttp2, takeSecureConnection, type H2Listener } from './h2-listener.js';
 import type { RouterMetrics } from './metrics.js';
 import type { RouteLookup } from './routing/route-lookup.js';
 import type { AccessLogLine } from './proxy/access-log.js';
@@ -104,10 +106,18 @@ interface HandshakeCounts {
  * plus handshake metrics (not per request). The ALPN list is this listener's to set (it
  * knows what it speaks): h2 first, so clients offering both get it.
  */
-function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions, ctx: ProxyContext, counts: HandshakeCounts): { server: https.Server; h2: H2Listener | null } {
+function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions, tls: TlsOptions, ctx: ProxyContext, counts: HandshakeCounts): { server: https.Server; h2: H2Listener | null; h1: H1Listener | null } {
   const server = https.createServer({ ...tls, ...httpOptions, ALPNProtocols: deps.config.http2 ? ['h2', 'http/1.1'] : ['http/1.1'] });
-  // First, while node:http's connection listener is still the only one.
+  // First, while node:http's connection listener is still the only one. After the handshake:
+  // h2 → HTTP/2; HTTP/1.1 → the router's own path (node:http takes what it hands over).
+  const nodeHttp1 = takeSecureConnection(server);
   const h2 = deps.config.http2 ? attachHttp2(server, ctx, deps.log) : null;
+  const h1 = deps.config.http1FastPath ? new H1Listener(ctx, nodeHttp1 as (socket: net.Socket) => void) : null;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (h2 !== null && socket.alpnProtocol === 'h2') h2.accept(socket);
+    else if (h1 !== null) h1.adopt(socket);
+    else nodeHttp1(socket);
+  });
   const ok = deps.metrics.tlsHandshakes.labels('ok');
   const failed = deps.metrics.tlsHandshakes.labels('error');
   const alpnH2 = deps.metrics.tlsAlpn.labels('h2');
@@ -128,7 +138,7 @@ function createTlsServer(deps: RouterServerDeps, httpOptions: http.ServerOptions
     // Scanners and clients that reject the default certificate do this all day: trace only.
     deps.log.trace({ err: err.message }, 'TLS handshake failed');
   });
-  return { server, h2 };
+  return { server, h2, h1 };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -185,9 +195,9 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => proxyRequest(ctx, req, res, true));
   server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => proxyUpgrade(ctx, req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => onClientError(ctx, err, socket));
-  // Plain HTTP only: on the TLS listener the handshake is the cost, and h2 takes its own path.
-  const h1 = tlsServer === null && config.http1FastPath ? new H1Listener(ctx, server) : null;
-  const listening: net.Server = h1?.server ?? server;
+  const plain = tlsServer === null && config.http1FastPath ? plainListener(ctx, server) : null;
+  const h1 = tlsServer?.h1 ?? plain?.h1 ?? null;
+  const listening: net.Server = plain?.server ?? server;
 
   const sweep = setInterval(() => sweepIdle(ctx, performance.now()), clamp(config.idleTimeoutMs / 4, 25, 1000));
   sweep.unref();
@@ -218,6 +228,8 @@ export function createRouterServer(deps: RouterServerDeps): RouterServer {
     server.closeAllConnections();
     h2?.destroy();
     h1?.stop();
+    // The never-listening node:http server behind the plain listener: its connection checks stop.
+    if (plain !== null) server.close();
     // WebSockets told to go away close themselves once their client answers (or are cut at goodbyeMs).
     const until = performance.now() + goodbyeMs + FLUSH_GRACE_MS;
     while (ctx.tunnels.size > 0 && performance.now() < until) await sleep(20);

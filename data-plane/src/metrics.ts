@@ -162,7 +162,7 @@ export class RouterMetrics {
 
   readonly http1Handovers = new Counter({
     name: 'router_http1_handovers_total',
-    help: 'Plain-HTTP connections the router\'s own HTTP/1.1 path handed to node:http, by the request that did not fit: body (an upload), upgrade (WebSocket), expect (100-continue), version (not HTTP/1.1), malformed (a parse error, answered 400/431 by node:http).',
+    help: 'HTTP/1.1 connections the router\'s own HTTP/1.1 path handed to node:http, by the request that did not fit: body (an upload), upgrade (WebSocket), expect (100-continue), version (not HTTP/1.1), malformed (a parse error, answered 400/431 by node:http).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

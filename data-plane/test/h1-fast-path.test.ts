@@ -2,6 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
+import { selfSigned } from '../../test-support/certs.js';
 import { Client } from 'undici';
 import { countingHandler, hostRecord, startRouter, startUpstream, until, type Harness, type Upstream } from './proxy-harness.test.js';
 
@@ -51,8 +53,8 @@ class Conn {
   private data = '';
   closed = false;
 
-  constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
+  constructor(port: number, socket?: net.Socket) {
+    this.socket = socket ?? net.connect(port, '127.0.0.1');
     this.socket.on('data', (c: Buffer) => (this.data += c.toString('latin1')));
     this.socket.on('close', () => (this.closed = true));
     this.socket.on('error', () => undefined);
@@ -264,4 +266,29 @@ test('a client pipelining without reading: the router stops reading (no unbounde
   socket.resume();
   assert.ok(await until(() => responses === n, 20_000), `all ${n} answered once read (got ${responses})`);
   socket.destroy();
+});
+
+test('HTTPS: HTTP/1.1 connections (ALPN) take the same path, and hand over the same way', async () => {
+  const cert = await selfSigned({ sans: ['app.localhost'] });
+  const secure = await startRouter({}, { tls: { key: cert.keyPem, cert: cert.certPem, minVersion: 'TLSv1.2' } });
+  try {
+    secure.routes.set('app.localhost', hostRecord('app', [up.container]));
+    const handed = async (): Promise<number> => (await secure.metrics.http1Handovers.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const socket = tls.connect({ port: secure.port, host: '127.0.0.1', servername: 'app.localhost', ALPNProtocols: ['http/1.1'], ca: cert.certPem });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    assert.equal(socket.alpnProtocol, 'http/1.1');
+    const conn = new Conn(0, socket);
+    for (const path of ['/s1', '/s2']) {
+      const text = await conn.exchange(`GET ${path} HTTP/1.1\r\nHost: app.localhost\r\n\r\n`, (t) => t.endsWith(`c1 GET ${path} 0`));
+      assert.match(text, /\r\nconnection: keep-alive\r\nkeep-alive: timeout=75\r\n/);
+    }
+    assert.equal(await handed(), 0, 'served by the router\'s own path');
+    const post = await conn.exchange('POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 3\r\n\r\nabc', (t) => t.endsWith('c1 POST /up 3'));
+    assert.match(post, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.equal(await handed(), 1);
+    await conn.exchange('GET /s3 HTTP/1.1\r\nHost: app.localhost\r\n\r\n', (t) => t.endsWith('c1 GET /s3 0'));
+    socket.destroy();
+  } finally {
+    await secure.close();
+  }
 });
