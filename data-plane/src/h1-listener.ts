@@ -276,6 +276,8 @@ class H1Connection implements H1Owner {
 
   drained(): void {
     this.awaitingDrain = false;
+    // Idle from now: the keep-alive timeout counts from the drain, not from the response.
+    this.stamp = performance.now();
     if (this.state !== BUSY || this.client !== null) return;
     if (this.pending !== null) return this.feedPending();
     this.state = IDLE;

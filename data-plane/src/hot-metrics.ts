@@ -144,7 +144,12 @@ export class BucketHistogram {
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
   }
 
+  /** Zeroes the cells where they are: their holders keep observing into them. */
   reset(): void {
-    this.cells.clear();
+    for (const cell of this.cells.values()) {
+      cell.buckets.fill(0);
+      cell.sum = 0;
+      cell.count = 0;
+    }
   }
 }

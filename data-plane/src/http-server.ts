@@ -70,7 +70,7 @@ export function createSharedProxyState(config: RouterConfig, metrics: RouterMetr
     balancer: new Balancer(config.cacheMax, config.ejectMs),
     pools: new UpstreamPools({ connections: config.upstreamConnections, connectTimeoutMs: config.connectTimeoutMs }),
     backlog: new Backlog(config.maxInflightPerApp),
-    requestMetrics: new RequestMetrics(metrics),
+    requestMetrics: RequestMetrics.of(metrics),
   };
 }
 

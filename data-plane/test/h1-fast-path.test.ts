@@ -292,3 +292,35 @@ test('HTTPS: HTTP/1.1 connections (ALPN) take the same path, and hand over the s
     await secure.close();
   }
 });
+
+test('a container answer with a control byte in a header value or the status text: 502 on both paths, never relayed', async () => {
+  const answers = ['HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\nContent-Length: 2\r\n\r\nok', 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok'];
+  const containers = await Promise.all(
+    answers.map(async (answer) => {
+      // Raw containers: node:http would refuse to send such a head itself.
+      const server = net.createServer((socket) => {
+        socket.on('error', () => undefined);
+        socket.once('data', () => socket.end(answer));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    }),
+  );
+  const nodePath = await startRouter({ ROUTER_HTTP1_FAST_PATH: 'false' });
+  try {
+    for (const router of [h, nodePath]) {
+      for (const [i, server] of containers.entries()) {
+        router.routes.set('bad.localhost', hostRecord('bad', [{ id: `raw${i}`, host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }]));
+        const conn = new Conn(router.port);
+        const text = await conn.exchange('GET /x HTTP/1.1\r\nHost: bad.localhost\r\n\r\n', (t) => t.endsWith('</html>\n'));
+        const which = `${router === h ? 'fast path' : 'node:http'}, answer ${i}`;
+        assert.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/, which);
+        assert.doesNotMatch(text, /\x01|X-Bad/i, which);
+        conn.socket.destroy();
+      }
+    }
+  } finally {
+    await nodePath.close();
+    for (const server of containers) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BucketHistogram, CounterCells, GaugeCells } from '../src/hot-metrics.js';
+import { RouterMetrics } from '../src/metrics.js';
+import { RequestMetrics } from '../src/proxy/request-metrics.js';
 
 const BOUNDS = [0.001, 0.01, 0.1, 1];
 const SAMPLES = [0.0005, 0.001, 0.002, 0.05, 0.05, 0.5, 3, 0.0001];
@@ -58,4 +60,26 @@ test('counter cells reach the counter at each read and keep adding up; gauge cel
   assert.match(text, /^c_total\{app="b",code="UNKNOWN_HOST"\} 1$/m);
   assert.match(text, /^g\{app="a"\} 0$/m);
   assert.equal(a.n, 0, 'flushed');
+});
+
+test('one RequestMetrics per RouterMetrics, so the in-flight gauge has one writer', async () => {
+  const metrics = new RouterMetrics(10);
+  const a = RequestMetrics.of(metrics);
+  assert.equal(RequestMetrics.of(metrics), a);
+  a.inflight('app').n += 2;
+  // A second server on the same metrics (no shared state passed) sees the same cells.
+  RequestMetrics.of(metrics).inflight('app');
+  assert.match(await metrics.registry.metrics(), /^router_inflight_requests\{app="app"\} 2$/m);
+  assert.notEqual(RequestMetrics.of(new RouterMetrics(10)), a);
+});
+
+test('BucketHistogram.reset zeroes the cells, which go on counting', async () => {
+  const registry = new Registry();
+  const hist = new BucketHistogram('h_seconds', 'help', 'class', BOUNDS, registry);
+  const cell = hist.cell('2xx');
+  cell.observe(0.05);
+  registry.resetMetrics();
+  assert.doesNotMatch(await registry.metrics(), /h_seconds_count/);
+  cell.observe(0.5);
+  assert.match(await registry.metrics(), /^h_seconds_count\{class="2xx"\} 1$/m);
 });

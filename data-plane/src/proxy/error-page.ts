@@ -87,7 +87,9 @@ export function writeErrorPage(res: ClientResponse, code: RouterErrorCode, reque
   ];
   if (location !== null) headers.push('location', location);
   if (close) headers.push('connection', 'close');
-  res.writeHead(page.status, headers);
+  // The reason phrase given: node:http would reuse a container's (invalid) one it kept from a
+  // writeHead that threw, and throw again.
+  res.writeHead(page.status, page.reason, headers);
   res.end(json ? page.json : page.html);
   return page.status;
 }

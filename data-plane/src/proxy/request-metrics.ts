@@ -13,7 +13,16 @@ function classIndex(status: number): number {
   return c < 1 ? 1 : c > 5 ? 5 : c;
 }
 
+/** One per RouterMetrics: two sets of cells would each write their own in-flight values into one gauge. */
+const byRegistry = new WeakMap<RouterMetrics, RequestMetrics>();
+
 export class RequestMetrics {
+  static of(metrics: RouterMetrics): RequestMetrics {
+    let found = byRegistry.get(metrics);
+    if (found === undefined) byRegistry.set(metrics, (found = new RequestMetrics(metrics)));
+    return found;
+  }
+
   private readonly requests = new Map<string, Map<string, Array<CounterCell | undefined>>>();
   private readonly requestCells: CounterCells<'app' | 'class' | 'code'>;
   private readonly seconds: HistogramCell[];
@@ -22,7 +31,7 @@ export class RequestMetrics {
   private readonly http1: CounterCell;
   private readonly h2: CounterCell;
 
-  constructor(readonly metrics: RouterMetrics) {
+  private constructor(readonly metrics: RouterMetrics) {
     this.requestCells = new CounterCells(metrics.requests);
     this.inflightCells = new GaugeCells(metrics.inflight);
     this.seconds = CLASSES.map((c) => metrics.requestSeconds.cell(c));
