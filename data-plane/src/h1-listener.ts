@@ -19,7 +19,8 @@
  * "upgrade" return value), so bytes a pipelining client sends meanwhile wait, up to
  * PENDING_MAX, and are parsed once the response is done. Timeouts, checked by a sweep: the
  * head must arrive within ROUTER_HEADERS_TIMEOUT (408, as node:http), an idle connection
- * between requests is closed after ROUTER_KEEPALIVE_TIMEOUT.
+ * between requests is closed after ROUTER_KEEPALIVE_TIMEOUT, and one whose answers wait for a
+ * client that reads nothing after ROUTER_IDLE_TIMEOUT (node:http keeps those forever).
  */
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -356,6 +357,10 @@ class H1Connection implements H1Owner {
     } else if (this.state === IDLE && now - this.stamp >= this.listener.keepAliveTimeoutMs) {
       this.state = GONE;
       this.socket.destroy();
+    } else if (this.awaitingDrain && now - this.stamp >= this.listener.idleTimeoutMs) {
+      // Answers waiting for a client that reads nothing: no bytes either way, as for an exchange.
+      this.state = GONE;
+      this.socket.destroy();
     }
   }
 
@@ -369,6 +374,7 @@ export class H1Listener {
   readonly keepAliveLines: string;
   readonly headersTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  readonly idleTimeoutMs: number;
   private readonly timer: NodeJS.Timeout;
 
   /** `handOff`: gives node:http a connection this path does not serve (the bytes of its request follow as a 'data' event). */
@@ -379,8 +385,9 @@ export class H1Listener {
     const { config } = ctx;
     this.headersTimeoutMs = config.headersTimeoutMs;
     this.keepAliveTimeoutMs = config.keepAliveTimeoutMs;
+    this.idleTimeoutMs = config.idleTimeoutMs;
     this.keepAliveLines = `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(config.keepAliveTimeoutMs / 1000)}\r\n`;
-    const period = Math.min(1000, Math.max(50, Math.floor(Math.min(config.headersTimeoutMs, config.keepAliveTimeoutMs) / 4)));
+    const period = Math.min(1000, Math.max(50, Math.floor(Math.min(config.headersTimeoutMs, config.keepAliveTimeoutMs, config.idleTimeoutMs) / 4)));
     this.timer = setInterval(() => this.sweep(), period);
     this.timer.unref();
   }
