@@ -8,6 +8,7 @@ import { ConfigError } from '../../proto/config/env.js';
 import { startAdminServer } from './admin-server.js';
 import { runPrimary } from './cluster/primary.js';
 import { runWorker } from './cluster/worker.js';
+import { semiSpaceSetIn } from './cluster/worker-flags.js';
 import { loadRouterConfig, type RouterConfig } from './config.js';
 import { startRouter } from './router.js';
 import { readCertFiles } from './tls/default-certs.js';
@@ -29,6 +30,10 @@ async function runSingle(config: RouterConfig): Promise<void> {
     config.adminPort,
   );
   log.info({ http: `http://${config.host}:${router.port}`, admin: `http://${config.adminHost}:${admin.port}`, workers: 1 }, 'router listening');
+  if (config.semiSpaceMb !== 0 && !semiSpaceSetIn(process.execArgv, process.env['NODE_OPTIONS'])) {
+    // Too late for this process: V8 sized its heap before any of our code ran.
+    log.info({ semiSpaceMb: config.semiSpaceMb }, `ROUTER_SEMI_SPACE_MB applies to cluster workers only: with ROUTER_WORKERS=1, set NODE_OPTIONS=--max-semi-space-size=${config.semiSpaceMb}`);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -47,6 +47,15 @@ test('two workers serve; metrics are aggregated on the admin port; readiness cov
   assert.equal(wrongPort.body.startsWith('slow'), true, '/metrics on the public port is the app\'s, not the router\'s');
 });
 
+test('workers run with the young generation of ROUTER_SEMI_SPACE_MB (default 64 MiB semi-spaces)', () => {
+  const pids = router.lines.filter((l) => l['msg'] === 'router worker listening').map((l) => l['workerPid'] as number);
+  assert.equal(pids.length >= 2, true);
+  for (const pid of pids) {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.ok(args.includes('--max-semi-space-size=64'), `worker ${pid}: ${args.join(' ')}`);
+  }
+});
+
 test('every worker serves the one default certificate the primary generated', async () => {
   const fingerprints = new Set<string>();
   for (let i = 0; i < 8; i++) {

@@ -15,6 +15,7 @@ import type { RouterConfig } from '../config.js';
 import { DEFAULT_COMMON_NAME } from '../tls/default-certs.js';
 import { generateSelfSigned } from '../tls/self-signed.js';
 import { isMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
+import { workerExecArgv } from './worker-flags.js';
 
 type Readiness = Extract<WorkerToPrimary, { type: 'router:readiness' }>;
 
@@ -31,7 +32,7 @@ export async function runPrimary(config: RouterConfig, log: Logger): Promise<{ a
   cluster.schedulingPolicy = config.accept === 'kernel' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   // Under --inspect, each worker's inspector on a free port of its own rather than the
   // primary's port + n, which may be taken (and is by a second router on the machine).
-  cluster.setupPrimary({ inspectPort: 0 });
+  cluster.setupPrimary({ inspectPort: 0, execArgv: workerExecArgv(process.execArgv, process.env['NODE_OPTIONS'], config.semiSpaceMb) });
   const aggregator = new AggregatorRegistry();
   const listening = new Map<number, number>();
   let stopping = false;
