@@ -8,10 +8,8 @@ const SEMI_SPACE_FLAG = /(?:^|\s)--max[-_]semi[-_]space[-_]size(?:=|\s|$)/;
 
 /** `semiSpaceMb` 0: V8's default. `nodeOptions`: the NODE_OPTIONS the workers inherit. */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined, semiSpaceMb: number): string[] {
-  const args = [...execArgv];
-  if (semiSpaceMb === 0 || semiSpaceSetIn(execArgv, nodeOptions)) return args;
-  args.push(`--max-semi-space-size=${semiSpaceMb}`);
-  return args;
+  if (semiSpaceMb === 0 || semiSpaceSetIn(execArgv, nodeOptions)) return [...execArgv];
+  return [...execArgv, `--max-semi-space-size=${semiSpaceMb}`];
 }
 
 /** Whether node already runs with --max-semi-space-size (its flags, or NODE_OPTIONS). */
